@@ -1,0 +1,47 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from models.artifacts import Registry
+from models.serving import ModelHolder
+from training.jobs import ensure_default_model
+from triage.settings import Settings, get_settings
+from triage.store import make_engine, make_session_factory, migrate
+
+from api import errors
+from api.routes import meta, tickets
+
+log = logging.getLogger("triage.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app: migrate the database, load (or first train) the active model, add routes."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.database_url)
+        await run_in_threadpool(migrate, engine)
+        app.state.session_factory = make_session_factory(engine)
+        loaded = await run_in_threadpool(ensure_default_model, settings, log.info)
+        app.state.models.set(loaded)
+        log.info("serving model %s", loaded.version)
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="triage", version="0.1.0", lifespan=lifespan,
+                  description="Appeal triage for a 12345 citizen-appeal hotline")
+    app.state.settings = settings
+    app.state.models = ModelHolder(Registry(settings.models_dir))
+    errors.install(app)
+    app.include_router(meta.router)
+    app.include_router(tickets.router)
+    return app

@@ -1,0 +1,173 @@
+"""The ``triage`` command: train, predict, models, serve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from models.artifacts import Registry, load_model
+from training.jobs import read_labelled, train_version
+from triage.errors import TriageError
+from triage.intake import prediction_record
+from triage.settings import get_settings
+from triage.tables import read_table, write_csv
+from triage.taxonomy import Taxonomy
+
+app = typer.Typer(help="Appeal triage for a 12345 citizen-appeal hotline.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: list, add, activate.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+PREDICT_COLUMNS = ["level1", "subitem", "subitem_alternatives", "confidence", "confidence_level1",
+                   "department", "co_departments", "district", "street", "needs_review",
+                   "review_reason", "model_version"]
+CHUNK = 4_000
+
+
+def _fail(exc: TriageError) -> None:
+    console.print(f"[red]error:[/red] {exc.message}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Option("--data", help="labelled CSV/XLSX/JSONL; repeatable")],
+    text_column: Annotated[str, typer.Option(help="column with the appeal text")],
+    label_column: Annotated[str, typer.Option(help="column with a node path or name")],
+    taxonomy: Annotated[Path, typer.Option(help="taxonomy CSV/XLSX/YAML")],
+    preset: Annotated[str, typer.Option(help="fast | accurate")] = "fast",
+    output: Annotated[Path | None, typer.Option(help="version directory to write")] = None,
+    holdout: Annotated[float, typer.Option(help="share held out to measure the model")] = 0.1,
+    activate: Annotated[bool, typer.Option(help="activate the new registry version")] = False,
+) -> None:
+    """Train one model version into DIR (or into the registry); prints its metrics."""
+    settings = get_settings()
+    try:
+        tax = Taxonomy.from_file(taxonomy)
+        texts, labels = read_labelled(data, text_column=text_column, label_column=label_column)
+        registry = Registry(settings.models_dir)
+        with console.status("training") as status:
+            loaded = train_version(
+                texts=texts, labels=labels, taxonomy=tax, output=output, registry=registry,
+                preset=preset, holdout=holdout, progress=lambda m: status.update(m),
+                sources=[str(p) for p in data])
+        if activate and output is None:
+            registry.activate(loaded.version)
+    except TriageError as exc:
+        _fail(exc)
+    manifest = loaded.manifest
+    console.print(f"[green]trained[/green] version {loaded.version} at {loaded.path}")
+    typer.echo(json.dumps({"version": loaded.version, "path": str(loaded.path),
+                           "unsupported": manifest["unsupported"], "metrics": manifest["metrics"]},
+                          ensure_ascii=False, indent=2))
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option(help="a model version directory")],
+    input: Annotated[Path, typer.Option("--input", help="CSV/XLSX/JSONL of appeals")],
+    text_column: Annotated[str, typer.Option(help="column with the appeal text")],
+    output: Annotated[Path, typer.Option(help="CSV to write")],
+) -> None:
+    """Classify every row of INPUT; writes the input columns plus the contract's columns."""
+    settings = get_settings()
+    try:
+        loaded = load_model(model)
+        table = read_table(input)
+        texts = table.column(text_column)
+    except TriageError as exc:
+        _fail(exc)
+    rows = []
+    with _bar() as bar:
+        task = bar.add_task("classifying", total=len(texts))
+        for start in range(0, len(texts), CHUNK):
+            chunk = texts[start : start + CHUNK]
+            for row, p in zip(table.rows[start : start + CHUNK],
+                              loaded.model.predict_paths(chunk, explain=False), strict=True):
+                rows.append({**row, **_output_cells(p, loaded, settings)})
+            bar.advance(task, len(chunk))
+    columns = table.columns + [c for c in PREDICT_COLUMNS if c not in table.columns]
+    write_csv(output, columns, rows)
+    review = sum(r["needs_review"] == "true" for r in rows)
+    console.print(f"wrote {len(rows)} rows to {output} ({review} need review)")
+
+
+def _output_cells(prediction, loaded, settings) -> dict[str, str]:
+    record = prediction_record(prediction, loaded=loaded, settings=settings)
+    return {
+        "level1": record["level1"],
+        "subitem": record["subitem"],
+        "subitem_alternatives": "|".join(t["subitem"] for t in record["top"][1:]),
+        "confidence": f"{record['confidence']:.4f}",
+        "confidence_level1": f"{record['confidence_level1']:.4f}",
+        "department": record["department"],
+        "co_departments": "|".join(record["co_departments"]),
+        "district": "",
+        "street": "",
+        "needs_review": "true" if record["needs_review"] else "false",
+        "review_reason": record["review_reason"] or "",
+        "model_version": record["model_version"],
+    }
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Versions in the registry; the active one is marked."""
+    registry = Registry(get_settings().models_dir)
+    active = registry.active_version()
+    table = RichTable("active", "version", "created_at", "preset", "n_train", "level-1 macro-F1")
+    for m in registry.versions():
+        f1 = m.get("metrics", {}).get("holdout_level1_macro_f1", "")
+        table.add_row("*" if m["version"] == active else "", m["version"], m.get("created_at", ""),
+                      m.get("preset", ""), str(m.get("n_train", "")), str(f1))
+    Console().print(table)
+
+
+@models_app.command("add")
+def models_add(directory: Annotated[Path, typer.Argument(help="a trained version directory")]) -> None:
+    """Register a trained directory as a new version (it is copied, never moved)."""
+    try:
+        version = Registry(get_settings().models_dir).add(directory)
+    except TriageError as exc:
+        _fail(exc)
+    typer.echo(version)
+
+
+@models_app.command("activate")
+def models_activate(version: Annotated[str, typer.Argument(help="a registered version")]) -> None:
+    """Move the active pointer; a running service switches without a restart."""
+    try:
+        Registry(get_settings().models_dir).activate(version)
+    except TriageError as exc:
+        _fail(exc)
+    typer.echo(f"active: {version}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Run the HTTP service (trains the default model from the demo data on first start)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_level="info")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,83 @@
+"""Request and response bodies of the HTTP API (one schema per direction)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TicketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=20_000, description="the appeal, 1–20,000 characters")
+    title: str | None = Field(None, max_length=500)
+    channel: str | None = Field(None, max_length=64, description="phone, web, community ...")
+    client_id: str | None = Field(None, min_length=1, max_length=128,
+                                  description="makes a retry idempotent")
+    received_at: datetime | None = None
+
+
+class TicketsCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tickets: list[TicketCreate] = Field(min_length=1, max_length=1_000)
+
+
+class Alternative(BaseModel):
+    subitem: str
+    confidence: float
+
+
+class PredictionPublic(BaseModel):
+    level1: str
+    subitem: str
+    confidence: float
+    confidence_level1: float | None
+    department: str
+    co_departments: list[str]
+    needs_review: bool
+    review_reason: str | None
+    top: list[Alternative]
+    explanation: dict[str, Any]
+    model_version: str
+    created_at: datetime
+
+
+class CorrectionPublic(BaseModel):
+    id: int
+    subitem: str | None
+    department: str | None
+    sentiment: str | None
+    reviewer: str
+    note: str | None
+    model_version: str
+    before: dict[str, Any]
+    created_at: datetime
+
+
+class TicketPublic(BaseModel):
+    id: int
+    client_id: str | None
+    channel: str | None
+    received_at: datetime
+    title: str | None
+    text: str
+    prediction: PredictionPublic | None
+    corrections: list[CorrectionPublic] = []
+
+
+class TicketsPublic(BaseModel):
+    data: list[TicketPublic]
+    count: int
+
+
+class TaxonomyPublic(BaseModel):
+    version: str
+    data: list[dict[str, Any]]
+
+
+class HealthPublic(BaseModel):
+    status: str
+    model_version: str | None

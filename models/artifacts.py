@@ -1,0 +1,220 @@
+"""Model artifacts and the registry of versions.
+
+A version is a directory: ``model.joblib`` (the fitted estimator), ``taxonomy.json`` (the taxonomy
+it was trained for) and ``manifest.json`` (labels in index order, unsupported top-level
+categories, taxonomy version, package versions, training-data hash, metrics, created_at). The
+registry keeps versions side by side and an ``ACTIVE`` pointer that moves atomically; a version is
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from models.classifier import HierarchicalClassifier
+from triage.errors import ArtifactError, NotFoundError
+from triage.taxonomy import Taxonomy
+
+FORMAT = "triage.classifier.v1"
+MANIFEST = "manifest.json"
+_PACKAGES = ("scikit-learn", "numpy", "scipy", "jieba", "triage")
+# Pickled scikit-learn objects are only safe to load under the same minor release.
+_STRICT = ("scikit-learn",)
+
+
+@dataclass
+class LoadedModel:
+    """A loaded version: the estimator, its manifest and the directory it came from."""
+
+    model: HierarchicalClassifier
+    manifest: dict[str, Any]
+    path: Path
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.model.taxonomy
+
+
+def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
+    """SHA-256 of the training pairs, order included."""
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels, strict=True):
+        digest.update(text.encode("utf-8") + b"\x1f" + label.encode("utf-8") + b"\x1e")
+    return digest.hexdigest()
+
+
+def new_version_id(training_hash: str) -> str:
+    """A sortable, unique-enough id: UTC time plus a short hash."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{training_hash[:6]}"
+
+
+def package_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "unknown"
+    return found
+
+
+def save_model(model: HierarchicalClassifier, directory: Path, *, manifest: dict[str, Any]) -> Path:
+    """Write a new version directory; refuses a directory that already holds files."""
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise ArtifactError(f"{directory} is not empty: a version is never overwritten")
+    directory.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, directory / "model.joblib", compress=3)
+    (directory / "taxonomy.json").write_text(
+        json.dumps(model.taxonomy.to_dict(), ensure_ascii=False), encoding="utf-8")
+    full = {
+        "format": FORMAT,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "labels": list(model.classes_),
+        "leaves": list(model.leaves_.leaf_keys_),
+        "unsupported": list(model.unsupported_),
+        "taxonomy_version": model.taxonomy.version,
+        "packages": package_versions(),
+        **manifest,
+    }
+    _write_json(directory / MANIFEST, full)
+    return directory
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{directory} is not a model version: it has no {MANIFEST}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise ArtifactError(
+            f"{path}: format {manifest.get('format')!r} is not one this release loads ({FORMAT})")
+    for key in ("version", "labels", "taxonomy_version", "packages"):
+        if key not in manifest:
+            raise ArtifactError(f"{path}: the manifest has no {key!r}")
+    return manifest
+
+
+def load_model(directory: Path) -> LoadedModel:
+    """Load a version, refusing one whose manifest it cannot honour (and saying why)."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    _check_packages(manifest, directory)
+    try:
+        model = joblib.load(directory / "model.joblib")
+    except Exception as exc:  # a truncated or foreign pickle raises many kinds
+        raise ArtifactError(f"{directory}/model.joblib cannot be loaded ({exc})") from None
+    if not isinstance(model, HierarchicalClassifier):
+        raise ArtifactError(f"{directory}/model.joblib is not a triage classifier")
+    if model.taxonomy.version != manifest["taxonomy_version"]:
+        raise ArtifactError(f"{directory}: the model's taxonomy does not match its manifest")
+    if list(model.classes_) != list(manifest["labels"]):
+        raise ArtifactError(f"{directory}: the model's labels do not match its manifest")
+    return LoadedModel(model=model, manifest=manifest, path=directory)
+
+
+def _check_packages(manifest: dict[str, Any], directory: Path) -> None:
+    here = package_versions()
+    for name in _STRICT:
+        saved = str(manifest["packages"].get(name, ""))
+        if saved.split(".")[:2] != here[name].split(".")[:2]:
+            raise ArtifactError(
+                f"{directory} was trained with {name} {saved}, this install has {here[name]}: "
+                "retrain it with `triage train` or install the matching version")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+class Registry:
+    """Versions under one directory and the ``ACTIVE`` pointer.
+
+    Example:
+        >>> reg = Registry(Path("var/models"))
+        >>> reg.activate(reg.add(Path("/tmp/my-version")))  # doctest: +SKIP
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Manifests of every stored version, oldest first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for child in sorted(self.root.iterdir()):
+            if child.is_dir() and (child / MANIFEST).is_file():
+                try:
+                    found.append(read_manifest(child))
+                except ArtifactError:
+                    continue
+        return found
+
+    def path(self, version: str) -> Path:
+        path = self.root / version
+        if not (path / MANIFEST).is_file() or "/" in version or version.startswith("."):
+            raise NotFoundError(f"no model version {version!r} in {self.root}")
+        return path
+
+    def add(self, directory: Path) -> str:
+        """Copy a trained version directory in; returns its version id."""
+        manifest = read_manifest(directory)
+        load_model(directory)  # refuse what serving could not load
+        version = str(manifest["version"])
+        target = self.root / version
+        if target.exists():
+            raise ArtifactError(f"version {version} is already registered; versions are never replaced")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".adding-", dir=self.root))
+        shutil.copytree(directory, staging / "v")
+        os.replace(staging / "v", target)
+        staging.rmdir()
+        return version
+
+    def new_directory(self, version: str) -> Path:
+        """Where a new version is trained (it must not exist yet)."""
+        target = self.root / version
+        if target.exists():
+            raise ArtifactError(f"version {version} already exists")
+        return target
+
+    def activate(self, version: str) -> None:
+        """Point ``ACTIVE`` at a version, atomically."""
+        self.path(version)
+        pointer = self.root / "ACTIVE"
+        tmp = self.root / f".ACTIVE.{os.getpid()}"
+        tmp.write_text(version + "\n", encoding="utf-8")
+        os.replace(tmp, pointer)
+
+    def active_version(self) -> str | None:
+        pointer = self.root / "ACTIVE"
+        if not pointer.is_file():
+            return None
+        version = pointer.read_text(encoding="utf-8").strip()
+        return version or None
+
+    def load_active(self) -> LoadedModel | None:
+        version = self.active_version()
+        return load_model(self.path(version)) if version else None

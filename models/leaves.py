@@ -1,0 +1,121 @@
+"""Choosing the leaf (考核细目) under a top-level category by reading the appeal.
+
+Each leaf gets a prototype vector in the appeal feature space, built from what is known of it:
+its name, description, keywords and the names of its intermediate ancestors; the centroid of its
+labelled examples when it has any; and, for leaves with no examples, the centroid of appeals of the
+same top level that resemble it most (one round of self-training). An appeal's leaf scores are
+cosine similarities to those prototypes; a softmax within the top level turns them into
+probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize as l2_normalize
+
+from models.features import TextFeaturizer
+from triage.taxonomy import Node, Taxonomy
+
+
+def describe_leaf(leaf: Node) -> str:
+    """The text that stands for a leaf: its name twice, the middle levels, description, keywords."""
+    middle = " ".join(n for n in leaf.path[1:-1] if n != "其他")
+    name = "" if leaf.name == "其他" else f"{leaf.name} {leaf.name}"
+    return " ".join(p for p in (name, middle, leaf.description, " ".join(leaf.keywords)) if p)
+
+
+class LeafScorer:
+    """Prototype scorer over the leaves of the supported top-level categories.
+
+    Example:
+        >>> scorer = LeafScorer().fit(X, constraints, taxonomy=tax, roots=["教育"], featurizer=f)
+        >>> scorer.proba(X_new, root_index=0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, *, temperature: float = 0.04, meta_weight: float = 1.0,
+        example_weight: float = 1.0, pseudo_weight: float = 1.0, pseudo_share: float = 1.0,
+    ) -> None:
+        self.temperature = temperature
+        self.meta_weight = meta_weight
+        self.example_weight = example_weight
+        self.pseudo_weight = pseudo_weight
+        self.pseudo_share = pseudo_share
+
+    def fit(
+        self, X: sp.csr_matrix, constraints: Sequence[str], *, taxonomy: Taxonomy,
+        roots: Sequence[str], featurizer: TextFeaturizer,
+    ) -> LeafScorer:
+        """Build prototypes; ``constraints[i]`` is the deepest labelled node of appeal ``i``."""
+        leaves = [leaf for root in roots for leaf in taxonomy.leaves(root)]
+        self.leaf_keys_ = [leaf.key for leaf in leaves]
+        self.leaf_root_ = np.array([list(roots).index(leaf.path[0]) for leaf in leaves])
+        self.n_examples_ = np.zeros(len(leaves), dtype=np.int64)
+        meta = featurizer.transform([describe_leaf(leaf) for leaf in leaves])
+        allowed = _allowed(constraints, self.leaf_keys_)
+        gold, pseudo = self._assign(X, meta, allowed)
+        protos = self.meta_weight * meta
+        protos = protos + self.example_weight * _centroids(X, gold, len(leaves))
+        protos = protos + self.pseudo_weight * _centroids(X, pseudo, len(leaves))
+        self.n_examples_ = np.bincount(gold[gold >= 0], minlength=len(leaves))
+        self.prototypes_ = l2_normalize(sp.csr_matrix(protos, dtype=np.float32))
+        return self
+
+    def _assign(
+        self, X: sp.csr_matrix, meta: sp.csr_matrix, allowed: sp.csr_matrix
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gold leaf per appeal (-1 if none) and a pseudo leaf for the confident rest."""
+        n = X.shape[0]
+        gold = np.full(n, -1)
+        exact = np.asarray(allowed.sum(axis=1)).ravel() == 1
+        gold[exact] = allowed[exact].indices if exact.any() else gold[exact]
+        scores = (X @ meta.T).toarray()
+        scores[allowed.toarray() == 0] = -1.0
+        best = scores.argmax(axis=1)
+        top = scores[np.arange(n), best]
+        pseudo = np.where(~exact & (top > 0), best, -1)
+        for leaf in np.unique(pseudo[pseudo >= 0]):
+            rows = np.flatnonzero(pseudo == leaf)
+            keep = max(1, int(round(len(rows) * self.pseudo_share)))
+            pseudo[rows[np.argsort(-top[rows])[keep:]]] = -1
+        return gold, pseudo
+
+    def scores(self, X: sp.csr_matrix) -> np.ndarray:
+        """Cosine similarity of each appeal to each leaf prototype (n × leaves)."""
+        return (X @ self.prototypes_.T).toarray()
+
+    def proba_within(self, scores: np.ndarray, root_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Leaf indices under one top level and their softmax probabilities per appeal."""
+        columns = np.flatnonzero(self.leaf_root_ == root_index)
+        z = scores[:, columns] / self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        return columns, p / p.sum(axis=1, keepdims=True)
+
+
+def _allowed(constraints: Sequence[str], leaf_keys: list[str]) -> sp.csr_matrix:
+    """A sparse 0/1 matrix: which leaves lie under each appeal's labelled node."""
+    by_prefix: dict[str, list[int]] = {}
+    for j, key in enumerate(leaf_keys):
+        parts = key.split("/")
+        for depth in range(1, len(parts) + 1):
+            by_prefix.setdefault("/".join(parts[:depth]), []).append(j)
+    rows, cols = [], []
+    for i, key in enumerate(constraints):
+        for j in by_prefix.get(key, []):
+            rows.append(i)
+            cols.append(j)
+    data = np.ones(len(rows), dtype=np.int8)
+    return sp.csr_matrix((data, (rows, cols)), shape=(len(constraints), len(leaf_keys)))
+
+
+def _centroids(X: sp.csr_matrix, assignment: np.ndarray, n_leaves: int) -> sp.csr_matrix:
+    """Unit-length mean of the appeals assigned to each leaf (zero rows where none)."""
+    rows = np.flatnonzero(assignment >= 0)
+    onehot = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (assignment[rows], rows)), shape=(n_leaves, X.shape[0])
+    )
+    return l2_normalize(onehot @ X)

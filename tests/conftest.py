@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny inline data, the demo data, a fitted demo model, an app on a temp home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.artifacts import LoadedModel
+from models.classifier import HierarchicalClassifier
+from training.jobs import read_labelled
+from triage.settings import PROJECT_ROOT, Settings
+from triage.taxonomy import Taxonomy
+
+DATASETS = PROJECT_ROOT / "datasets"
+SHARED = PROJECT_ROOT.parent / "shared" / "datasets"
+
+
+def needs_shared() -> pytest.MarkDecorator:
+    """Skip (saying why) where ../shared/datasets is absent; CI always has it."""
+    return pytest.mark.skipif(not (SHARED / "teddy2020c").is_dir(),
+                              reason=f"shared data not found at {SHARED}")
+
+
+@pytest.fixture(scope="session")
+def demo_taxonomy() -> Taxonomy:
+    return Taxonomy.from_file(DATASETS / "demo_taxonomy.csv")
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> tuple[list[str], list[str]]:
+    return read_labelled([DATASETS / "demo_appeals.csv"], text_column="text", label_column="label")
+
+
+@pytest.fixture(scope="session")
+def demo_model(demo_taxonomy: Taxonomy, demo_data) -> HierarchicalClassifier:
+    texts, labels = demo_data
+    return HierarchicalClassifier(taxonomy=demo_taxonomy).fit(texts, labels)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TRIAGE_HOME whose registry holds the default demo model, trained once per session."""
+    from training.jobs import ensure_default_model
+
+    home = tmp_path_factory.mktemp("trained-home")
+    ensure_default_model(Settings(home=home, _env_file=None))
+    return home
+
+
+@pytest.fixture
+def loaded_demo(trained_home: Path) -> LoadedModel:
+    from models.artifacts import Registry
+
+    loaded = Registry(trained_home / "models").load_active()
+    assert loaded is not None
+    return loaded

@@ -1,0 +1,97 @@
+"""The intake API as a client sees it: status codes, bodies, what is stored."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from triage.settings import Settings
+
+APPEAL = ("关于小区电梯经常困人的投诉我住东城区和平街道锦绣花园小区5栋，电梯这个月已经坏了三次，"
+          "上周六还把一位老人困在里面四十分钟，物业只说在等配件。联系电话13812345678。")
+
+
+@pytest.fixture
+def client(trained_home: Path, tmp_path: Path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    with TestClient(create_app(Settings(home=home, _env_file=None))) as c:
+        yield c
+
+
+def test_health_names_the_loaded_model(client: TestClient) -> None:
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok" and body["model_version"]
+
+
+def test_ticket_is_masked_classified_and_stored(client: TestClient) -> None:
+    response = client.post("/v1/tickets", json={"text": APPEAL, "channel": "phone"})
+    assert response.status_code == 201
+    body = response.json()
+    assert "13812345678" not in body["text"] and "[手机号]" in body["text"]
+    p = body["prediction"]
+    assert p["subitem"].startswith(p["level1"] + "/")
+    assert p["subitem"] == "城乡建设/物业管理/物业服务与公共设施维护"
+    assert p["department"] and p["model_version"] == client.get("/healthz").json()["model_version"]
+    assert len(p["top"]) == 3 and p["top"][0]["subitem"] == p["subitem"]
+    stored = client.get(f"/v1/tickets/{body['id']}").json()
+    assert stored["text"] == body["text"] and stored["prediction"]["subitem"] == p["subitem"]
+    assert stored["corrections"] == []
+
+
+def test_retry_with_client_id_stores_once(client: TestClient) -> None:
+    first = client.post("/v1/tickets", json={"text": APPEAL, "client_id": "call-42"}).json()
+    again = client.post("/v1/tickets", json={"text": APPEAL, "client_id": "call-42"}).json()
+    assert again == first
+    other = client.post("/v1/tickets", json={"text": APPEAL, "client_id": "call-43"}).json()
+    assert other["id"] == first["id"] + 1
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"text": ""}, "text must not be empty"),
+    ({"text": "字" * 20_001}, "at most 20000"),
+    ({}, "text is required"),
+    ({"text": "噪音", "colour": "red"}, "colour is not a field"),
+])
+def test_bad_input_gets_a_sentence(client: TestClient, body: dict, words: str) -> None:
+    response = client.post("/v1/tickets", json=body)
+    assert response.status_code == 422
+    assert words in response.json()["detail"]
+
+
+def test_body_that_is_not_json_is_refused_plainly(client: TestClient) -> None:
+    response = client.post("/v1/tickets", content="噪音".encode("gbk"),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert "Traceback" not in response.text and response.json()["detail"]
+
+
+def test_batch_is_all_or_nothing(client: TestClient) -> None:
+    good = {"text": APPEAL}
+    bad = client.post("/v1/tickets/batch", json={"tickets": [good, {"text": ""}]})
+    assert bad.status_code == 422 and "tickets.1.text" in bad.json()["detail"]
+    ok = client.post("/v1/tickets/batch", json={"tickets": [good, good]})
+    assert ok.status_code == 201 and ok.json()["count"] == 2
+    first_id = ok.json()["data"][0]["id"]
+    assert first_id == 1  # the refused batch stored nothing before it
+
+
+def test_batch_over_the_limit_is_refused(client: TestClient) -> None:
+    response = client.post("/v1/tickets/batch", json={"tickets": [{"text": "噪音"}] * 1001})
+    assert response.status_code == 422 and "at most 1000" in response.json()["detail"]
+
+
+def test_unknown_ticket_is_404(client: TestClient) -> None:
+    response = client.get("/v1/tickets/999")
+    assert response.status_code == 404 and "no ticket 999" in response.json()["detail"]
+
+
+def test_taxonomy_lists_the_tree(client: TestClient) -> None:
+    body = client.get("/v1/taxonomy").json()
+    assert len(body["version"]) == 16 and len(body["data"]) >= 8
+    first = body["data"][0]
+    assert {"name", "code", "description", "keywords", "department", "children"} <= set(first)

@@ -1,0 +1,123 @@
+"""Training jobs: read labelled files, fit, evaluate on a held-out split, write a new version."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
+
+from models.artifacts import LoadedModel, Registry, data_hash, load_model, new_version_id, save_model
+from models.classifier import HierarchicalClassifier
+from triage.errors import InputFileError, TriageError
+from triage.settings import Settings
+from triage.tables import read_table
+from triage.taxonomy import Taxonomy
+
+PRESETS = ("fast", "accurate")
+Progress = Callable[[str], None]
+
+
+def read_labelled(
+    files: Sequence[Path], *, text_column: str, label_column: str
+) -> tuple[list[str], list[str]]:
+    """Texts and labels from CSV/XLSX/JSONL files; rows with an empty text or label are errors."""
+    texts: list[str] = []
+    labels: list[str] = []
+    for path in files:
+        table = read_table(path)
+        column_texts = table.column(text_column)
+        column_labels = table.column(label_column)
+        empty = [n for n, t, lab in zip(table.row_numbers, column_texts, column_labels, strict=True)
+                 if not t.strip() or not lab.strip()]
+        if empty:
+            shown = ", ".join(map(str, empty[:10]))
+            raise InputFileError(f"{path}: rows {shown} have an empty {text_column} or {label_column}")
+        texts.extend(column_texts)
+        labels.extend(lab.strip() for lab in column_labels)
+    if len(set(labels)) < 1 or not texts:
+        raise InputFileError("the training files hold no labelled rows")
+    return texts, labels
+
+
+def holdout_metrics(
+    texts: list[str], labels: list[str], taxonomy: Taxonomy, *, fraction: float = 0.1
+) -> dict[str, Any]:
+    """Level-1 macro-F1 and accuracy of a model fitted on the rest of a stratified random split."""
+    level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
+    counts = Counter(level1)
+    if len(counts) < 2 or min(counts.values()) < 2 or len(texts) * fraction < len(counts):
+        return {}
+    train, test = train_test_split(
+        list(range(len(texts))), test_size=fraction, stratify=level1, random_state=0)
+    model = HierarchicalClassifier(taxonomy=taxonomy).fit(
+        [texts[i] for i in train], [labels[i] for i in train])
+    predicted = [p.level1 for p in model.predict_paths([texts[i] for i in test], explain=False)]
+    gold = [level1[i] for i in test]
+    return {
+        "holdout_fraction": fraction,
+        "holdout_n": len(test),
+        "holdout_level1_macro_f1": round(float(f1_score(gold, predicted, average="macro")), 4),
+        "holdout_level1_accuracy": round(float(accuracy_score(gold, predicted)), 4),
+    }
+
+
+def train_version(
+    *, texts: list[str], labels: list[str], taxonomy: Taxonomy, output: Path | None,
+    registry: Registry, preset: str = "fast", holdout: float = 0.1,
+    progress: Progress = lambda _: None, sources: Sequence[str] = (),
+) -> LoadedModel:
+    """Fit a model, measure it, write it as a new version (into ``output`` or the registry)."""
+    if preset not in PRESETS:
+        raise TriageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset == "accurate":
+        raise TriageError("preset 'accurate' needs the transformer encoder, which this release "
+                          "does not include yet; use --preset fast")
+    taxonomy.resolve_labels(labels)  # fail on bad labels before any long work
+    metrics: dict[str, Any] = {}
+    if holdout > 0:
+        progress("evaluating on a held-out split")
+        metrics.update(holdout_metrics(texts, labels, taxonomy, fraction=holdout))
+    progress(f"training on {len(texts)} appeals")
+    start = time.perf_counter()
+    model = HierarchicalClassifier(taxonomy=taxonomy).fit(texts, labels)
+    metrics["train_seconds"] = round(time.perf_counter() - start, 2)
+    training_hash = data_hash(texts, labels)
+    version = new_version_id(training_hash)
+    manifest = {
+        "version": version, "preset": preset, "training_data_sha256": training_hash,
+        "training_sources": [str(s) for s in sources], "n_train": len(texts),
+        "label_counts": dict(Counter(model.classes_[i] for i in _level1_index(model, labels))),
+        "leaves_with_examples": int((model.leaves_.n_examples_ > 0).sum()),
+        "metrics": metrics,
+    }
+    target = Path(output) if output else registry.new_directory(version)
+    progress(f"writing version {version} to {target}")
+    save_model(model, target, manifest=manifest)
+    return load_model(target)
+
+
+def _level1_index(model: HierarchicalClassifier, labels: list[str]) -> list[int]:
+    nodes = model.taxonomy.resolve_labels(labels)
+    return [model.classes_.index(n.path[0]) for n in nodes]
+
+
+def ensure_default_model(settings: Settings, progress: Progress = lambda _: None) -> LoadedModel:
+    """The active model; on an empty registry, train one from the demo data and activate it."""
+    registry = Registry(settings.models_dir)
+    loaded = registry.load_active()
+    if loaded is not None:
+        return loaded
+    taxonomy = Taxonomy.from_file(settings.taxonomy_file or settings.demo_taxonomy)
+    texts, labels = read_labelled(
+        [settings.demo_appeals], text_column="text", label_column="label")
+    progress("no active model: training the default model from the demo data")
+    loaded = train_version(texts=texts, labels=labels, taxonomy=taxonomy, output=None,
+                           registry=registry, holdout=0.0, progress=progress,
+                           sources=[settings.demo_appeals.name])
+    registry.activate(loaded.version)
+    return loaded

@@ -1,0 +1,51 @@
+"""Domain errors, all in one place. Each message says what was expected, what was found, how to fix."""
+
+from __future__ import annotations
+
+
+class TriageError(Exception):
+    """Base of every error the project raises on purpose; its message is shown to people."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InputFileError(TriageError):
+    """A data file cannot be read: missing, wrong encoding, malformed row, missing column."""
+
+
+class TaxonomyError(InputFileError):
+    """A taxonomy file breaks the structure rules (empty name, duplicate path ...)."""
+
+
+class LabelError(InputFileError):
+    """Training labels that name no node, or name several equally well."""
+
+    status_code = 422
+
+
+class InvalidTicketError(TriageError):
+    """A ticket body that cannot be accepted (empty text, too long ...)."""
+
+    status_code = 422
+
+
+class NotFoundError(TriageError):
+    """A ticket, model version or file that does not exist."""
+
+    status_code = 404
+
+
+class ArtifactError(TriageError):
+    """A model directory that cannot be loaded or registered as it is."""
+
+    status_code = 409
+
+
+class ModelNotReadyError(TriageError):
+    """No model is loaded yet."""
+
+    status_code = 503

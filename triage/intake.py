@@ -1,0 +1,111 @@
+"""The service behind ``POST /v1/tickets``: mask, store, classify, record the prediction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from models.artifacts import LoadedModel
+from models.classifier import PathPrediction
+from triage import store
+from triage.errors import InvalidTicketError, NotFoundError
+from triage.settings import Settings
+from triage.text import clean
+
+
+@dataclass
+class TicketIn:
+    """One incoming appeal as the intake API receives it."""
+
+    text: str
+    title: str | None = None
+    channel: str | None = None
+    client_id: str | None = None
+    received_at: datetime | None = None
+
+
+def classify_text(title: str | None, text: str) -> str:
+    """What the classifier reads: the title, then the appeal (as in the training data)."""
+    return f"{title}{text}" if title else text
+
+
+def prediction_record(
+    prediction: PathPrediction, *, loaded: LoadedModel, settings: Settings
+) -> dict[str, Any]:
+    """A classifier output completed with its department and model version."""
+    department = loaded.taxonomy.department_for(prediction.subitem)
+    explanation = dict(prediction.explanation)
+    explanation["department_source"] = "taxonomy" if department else "default"
+    return {
+        "model_version": loaded.version,
+        "level1": prediction.level1,
+        "subitem": prediction.subitem,
+        "confidence": prediction.confidence,
+        "confidence_level1": prediction.confidence_level1,
+        "department": department or settings.default_department,
+        "co_departments": [],
+        "needs_review": prediction.needs_review,
+        "review_reason": prediction.review_reason or None,
+        "top": prediction.top,
+        "explanation": explanation,
+    }
+
+
+def _validate(item: TicketIn, settings: Settings) -> None:
+    if not item.text or not item.text.strip():
+        raise InvalidTicketError("text is empty: send the appeal's wording in `text`")
+    if len(item.text) > settings.max_text_chars:
+        raise InvalidTicketError(
+            f"text has {len(item.text)} characters; at most {settings.max_text_chars} are accepted")
+
+
+def create_tickets(
+    *, session: Session, loaded: LoadedModel, settings: Settings, items: list[TicketIn]
+) -> list[store.Ticket]:
+    """Store and classify appeals in the caller's transaction (all or nothing).
+
+    A ``client_id`` seen before returns the ticket stored then, unchanged and not classified again.
+    """
+    for item in items:
+        _validate(item, settings)
+    results: list[store.Ticket | None] = []
+    fresh: list[tuple[int, store.Ticket]] = []
+    seen: dict[str, store.Ticket] = {}
+    for item in items:
+        known = seen.get(item.client_id or "") or (
+            store.get_ticket_by_client_id(session, item.client_id) if item.client_id else None)
+        if known is not None:
+            results.append(known)
+            continue
+        ticket = store.add_ticket(
+            session, text=clean(item.text), title=clean(item.title) if item.title else None,
+            channel=item.channel, client_id=item.client_id,
+            received_at=_aware(item.received_at, settings) or datetime.now(UTC),
+        )
+        if item.client_id:
+            seen[item.client_id] = ticket
+        fresh.append((len(results), ticket))
+        results.append(ticket)
+    predictions = loaded.model.predict_paths([classify_text(t.title, t.text) for _, t in fresh])
+    for (_, ticket), prediction in zip(fresh, predictions, strict=True):
+        store.add_prediction(session, ticket=ticket,
+                             prediction=prediction_record(prediction, loaded=loaded, settings=settings))
+    return [t for t in results if t is not None]
+
+
+def _aware(moment: datetime | None, settings: Settings) -> datetime | None:
+    """A time without a zone is the centre's local time (``TRIAGE_TIMEZONE``)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=ZoneInfo(settings.timezone))
+    return moment
+
+
+def get_ticket(*, session: Session, ticket_id: int) -> store.Ticket:
+    ticket = store.get_ticket(session, ticket_id)
+    if ticket is None:
+        raise NotFoundError(f"there is no ticket {ticket_id}")
+    return ticket

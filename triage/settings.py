@@ -1,0 +1,68 @@
+"""One settings object for the whole project (env prefix ``TRIAGE_``, also read from ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read once from ``TRIAGE_*`` environment variables.
+
+    Example:
+        >>> Settings(home=Path("/tmp/t")).database_url
+        'sqlite:////tmp/t/triage.db'
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="development | production")
+    home: Path = Field(Path("var"), description="data directory: SQLite file, model registry, caches")
+    database_url: str = Field("", description="SQLAlchemy URL; empty means SQLite in home")
+    datasets_dir: Path = Field(PROJECT_ROOT / "datasets", description="the project's demo data")
+    shared_dir: Path = Field(PROJECT_ROOT.parent / "shared" / "datasets")
+    taxonomy_file: Path | None = Field(None, description="taxonomy for the default model")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    timezone: str = Field("Asia/Shanghai", description="zone of timestamps sent without one")
+    max_text_chars: int = 20_000
+    max_batch: int = 1_000
+    review_threshold: float = Field(0.35, description="leaf confidence below this needs review")
+    review_threshold_level1: float = Field(0.6, description="level-1 confidence below this")
+    default_department: str = Field(
+        "市12345热线办公室", description="shown when no unit is known for a sub-item"
+    )
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> Settings:
+        self.home = self.home.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home.resolve() / 'triage.db'}"
+        if self.environment == "production" and self.database_url.startswith("sqlite"):
+            # Refused outside development: a production centre keeps its records in PostgreSQL.
+            raise ValueError("TRIAGE_DATABASE_URL must name a server database in production")
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the registry keeps model versions."""
+        return self.home / "models"
+
+    @property
+    def demo_taxonomy(self) -> Path:
+        return self.datasets_dir / "demo_taxonomy.csv"
+
+    @property
+    def demo_appeals(self) -> Path:
+        return self.datasets_dir / "demo_appeals.csv"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()

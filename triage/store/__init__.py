@@ -1,0 +1,31 @@
+"""Persistence layer: models, engine/session helpers, migrations and repository functions."""
+
+from triage.store.db import make_engine, make_session_factory, migrate, session_scope
+from triage.store.models import Base, Correction, Prediction, Ticket
+from triage.store.repository import (
+    add_correction,
+    add_prediction,
+    add_ticket,
+    count_tickets,
+    get_ticket,
+    get_ticket_by_client_id,
+    latest_prediction,
+)
+
+__all__ = [
+    "Base",
+    "Correction",
+    "Prediction",
+    "Ticket",
+    "add_correction",
+    "add_prediction",
+    "add_ticket",
+    "count_tickets",
+    "get_ticket",
+    "get_ticket_by_client_id",
+    "latest_prediction",
+    "make_engine",
+    "make_session_factory",
+    "migrate",
+    "session_scope",
+]
