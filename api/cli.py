@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table as RichTable
 
 from models.artifacts import Registry, load_model
 from training.jobs import read_labelled, train_version
@@ -50,7 +49,8 @@ def train(
     settings = get_settings()
     try:
         tax = Taxonomy.from_file(taxonomy)
-        texts, labels = read_labelled(data, text_column=text_column, label_column=label_column)
+        texts, labels = read_labelled(data, text_column=text_column, label_column=label_column,
+                                      taxonomy=tax)
         registry = Registry(settings.models_dir)
         with console.status("training") as status:
             loaded = train_version(
@@ -126,12 +126,12 @@ def models_list() -> None:
     """Versions in the registry; the active one is marked."""
     registry = Registry(get_settings().models_dir)
     active = registry.active_version()
-    table = RichTable("active", "version", "created_at", "preset", "n_train", "level-1 macro-F1")
+    typer.echo("\t".join(["active", "version", "created_at", "preset", "n_train", "level1_macro_f1"]))
     for m in registry.versions():
         f1 = m.get("metrics", {}).get("holdout_level1_macro_f1", "")
-        table.add_row("*" if m["version"] == active else "", m["version"], m.get("created_at", ""),
-                      m.get("preset", ""), str(m.get("n_train", "")), str(f1))
-    Console().print(table)
+        typer.echo("\t".join(["*" if m["version"] == active else "", m["version"],
+                              m.get("created_at", ""), m.get("preset", ""),
+                              str(m.get("n_train", "")), str(f1)]))
 
 
 @models_app.command("add")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -63,7 +64,7 @@ def data_hash(texts: Sequence[str], labels: Sequence[str]) -> str:
 def new_version_id(training_hash: str) -> str:
     """A sortable, unique-enough id: UTC time plus a short hash."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{training_hash[:6]}"
+    return f"{stamp}-{training_hash[:6]}{secrets.token_hex(2)}"
 
 
 def package_versions() -> dict[str, str]:

@@ -66,7 +66,7 @@ def test_bad_input_gets_a_sentence(client: TestClient, body: dict, words: str) -
 def test_body_that_is_not_json_is_refused_plainly(client: TestClient) -> None:
     response = client.post("/v1/tickets", content="噪音".encode("gbk"),
                            headers={"content-type": "application/json"})
-    assert response.status_code == 422
+    assert response.status_code in (400, 422)
     assert "Traceback" not in response.text and response.json()["detail"]
 
 

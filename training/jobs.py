@@ -23,11 +23,15 @@ Progress = Callable[[str], None]
 
 
 def read_labelled(
-    files: Sequence[Path], *, text_column: str, label_column: str
+    files: Sequence[Path], *, text_column: str, label_column: str, taxonomy: Taxonomy | None = None,
 ) -> tuple[list[str], list[str]]:
-    """Texts and labels from CSV/XLSX/JSONL files; rows with an empty text or label are errors."""
+    """Texts and labels from CSV/XLSX/JSONL files; rows with an empty text or label are errors.
+
+    With a ``taxonomy``, labels that name no node (or several) are reported with their file rows.
+    """
     texts: list[str] = []
     labels: list[str] = []
+    rows: list[str] = []
     for path in files:
         table = read_table(path)
         column_texts = table.column(text_column)
@@ -39,6 +43,10 @@ def read_labelled(
             raise InputFileError(f"{path}: rows {shown} have an empty {text_column} or {label_column}")
         texts.extend(column_texts)
         labels.extend(lab.strip() for lab in column_labels)
+        prefix = f"{Path(path).name}:" if len(files) > 1 else ""
+        rows.extend(f"{prefix}{n}" for n in table.row_numbers)
+    if taxonomy is not None:
+        taxonomy.resolve_labels(labels, rows=rows)
     if len(set(labels)) < 1 or not texts:
         raise InputFileError("the training files hold no labelled rows")
     return texts, labels

@@ -75,10 +75,14 @@ def _is_gb(data: bytes) -> bool:
 
 def _read_csv(path: Path, text: str) -> Table:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[list[str]] = []
     try:
-        records = list(reader)
+        records.extend(reader)
     except csv.Error as exc:
-        raise InputFileError(f"{path}: row {reader.line_num} is malformed CSV: {exc}") from None
+        # Name the row that starts the broken record (an unterminated quote runs to the end).
+        raise InputFileError(
+            f"{path}: row {len(records) + 1} is malformed CSV: {exc} (check its quotes)"
+        ) from None
     if not records or not any(cell.strip() for cell in records[0]):
         raise InputFileError(f"{path}: the file is empty; expected a header row")
     columns = [c.strip() for c in records[0]]

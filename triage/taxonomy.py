@@ -170,12 +170,14 @@ class Taxonomy:
         """A node from a full path, or from a bare name (the shallowest node of that name)."""
         return self.resolve_labels([label])[0]
 
-    def resolve_labels(self, labels: Sequence[str], rows: Sequence[int] | None = None) -> list[Node]:
+    def resolve_labels(
+        self, labels: Sequence[str], rows: Sequence[int | str] | None = None
+    ) -> list[Node]:
         """Resolve many labels; one error lists every unknown or ambiguous label with its rows."""
         rows = list(rows) if rows is not None else list(range(1, len(labels) + 1))
         by_name = self._by_name()
         cache: dict[str, Node | str] = {}
-        problems: dict[str, list[int]] = {}
+        problems: dict[str, list[int | str]] = {}
         out: list[Node] = []
         for label, row in zip(labels, rows, strict=True):
             key = label.strip().strip(SEP)
@@ -222,7 +224,7 @@ class Taxonomy:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _rows(rows: list[int]) -> str:
+def _rows(rows: list[int | str]) -> str:
     shown = ", ".join(map(str, rows[:10]))
     return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
 

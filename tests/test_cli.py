@@ -1,0 +1,113 @@
+"""The ``triage`` command as a user runs it: train, predict, models; clear errors, no tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import PREDICT_COLUMNS, app
+from conftest import DATASETS
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRIAGE_HOME", str(home))
+    from triage.settings import get_settings
+
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+def _train(output: Path | None, *extra: str):
+    args = ["train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
+            "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
+            "--holdout", "0.1", *extra]
+    if output:
+        args += ["--output", str(output)]
+    return runner.invoke(app, args)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_train_then_predict_writes_the_contract_columns(home: Path, tmp_path: Path) -> None:
+    result = _train(tmp_path / "v1")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout[result.stdout.index("{"):])["metrics"]
+    assert metrics["holdout_level1_accuracy"] > 0.5
+    source = tmp_path / "in.csv"
+    source.write_text("id,text\n7,幼儿园突然涨保育费还不给退 电话13912345678\n"
+                      "3,\"小区楼下烧烤摊油烟太大,晚上十二点还在营业\"\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "v1"), "--input",
+                                 str(source), "--text-column", "text", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not out.read_bytes().startswith(b"\xef\xbb\xbf")
+    rows = _rows(out)
+    assert list(rows[0]) == ["id", "text", *PREDICT_COLUMNS]
+    assert [r["id"] for r in rows] == ["7", "3"]
+    assert "13912345678" in rows[0]["text"]  # the user's own file is copied verbatim
+    assert rows[0]["subitem"] == "教育文体/学前教育/幼儿园收费与退费"
+    for row in rows:
+        assert row["subitem"].startswith(row["level1"] + "/") and row["department"]
+        assert row["needs_review"] in {"true", "false"}
+        assert len(row["subitem_alternatives"].split("|")) == 2
+        assert row["subitem"] not in row["subitem_alternatives"].split("|")
+
+
+def test_train_into_registry_and_activate(home: Path, tmp_path: Path) -> None:
+    assert _train(None, "--activate").exit_code == 0
+    assert _train(tmp_path / "v2").exit_code == 0
+    added = runner.invoke(app, ["models", "add", str(tmp_path / "v2")])
+    assert added.exit_code == 0, added.output
+    version = added.stdout.strip()
+    assert runner.invoke(app, ["models", "activate", version]).exit_code == 0
+    listing = runner.invoke(app, ["models", "list"]).stdout
+    assert version in listing and listing.count("*") == 1
+    again = runner.invoke(app, ["models", "add", str(tmp_path / "v2")])
+    assert again.exit_code == 2 and "already registered" in again.output
+
+
+def test_unknown_label_is_named_with_its_row(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("text,label\n幼儿园乱收费,教育文体\n路灯坏了,不存在的分类\n", encoding="utf-8")
+    result = runner.invoke(app, ["train", "--data", str(data), "--text-column", "text",
+                                 "--label-column", "label", "--taxonomy",
+                                 str(DATASETS / "demo_taxonomy.csv"), "--output", str(tmp_path / "v")])
+    assert result.exit_code == 2
+    assert "不存在的分类" in result.output and "rows 3" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "v").exists()
+
+
+def test_gbk_input_is_refused_with_a_hint(home: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path / "v1").exit_code == 0
+    source = tmp_path / "gbk.csv"
+    source.write_bytes("text\n路灯坏了\n".encode("gbk"))
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "v1"), "--input",
+                                 str(source), "--text-column", "text", "--output",
+                                 str(tmp_path / "o.csv")])
+    assert result.exit_code == 2 and "UTF-8" in result.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_missing_column_and_model_dir_are_explained(home: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path), "--input",
+                                 str(DATASETS / "demo_test.csv"), "--text-column", "text",
+                                 "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2 and "manifest.json" in result.output
+    assert _train(tmp_path / "v1").exit_code == 0
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "v1"), "--input",
+                                 str(DATASETS / "demo_test.csv"), "--text-column", "内容",
+                                 "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2 and "no column named '内容'" in result.output
