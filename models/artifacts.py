@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from triage.taxonomy import Taxonomy
 
 FORMAT = "triage.classifier.v1"
 MANIFEST = "manifest.json"
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PACKAGES = ("scikit-learn", "numpy", "scipy", "jieba", "triage")
 # Pickled scikit-learn objects are only safe to load under the same minor release.
 _STRICT = ("scikit-learn",)
@@ -108,12 +110,17 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} must hold a JSON object")
     if manifest.get("format") != FORMAT:
         raise ArtifactError(
             f"{path}: format {manifest.get('format')!r} is not one this release loads ({FORMAT})")
     for key in ("version", "labels", "taxonomy_version", "packages"):
         if key not in manifest:
             raise ArtifactError(f"{path}: the manifest has no {key!r}")
+    if not _VERSION.fullmatch(str(manifest["version"])):
+        raise ArtifactError(f"{path}: version {manifest['version']!r} is not a valid version name "
+                            "(letters, digits, '.', '_' and '-')")
     return manifest
 
 

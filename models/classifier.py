@@ -97,13 +97,18 @@ class HierarchicalClassifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Top-level probabilities; columns follow ``classes_``."""
         self._check_fitted()
+        if len(texts) == 0:
+            return np.zeros((0, len(self.classes_)))
         return self._level1_proba(self.featurizer_.transform(texts))
 
     def _level1_proba(self, X: Any) -> np.ndarray:
         if self.level1_model_ is None:
             return np.ones((X.shape[0], 1))
         if isinstance(self.level1_model_, LinearSVC):
-            z = self.level1_model_.decision_function(X) * self.margin_scale_
+            z = self.level1_model_.decision_function(X)
+            if z.ndim == 1:  # two classes: the margin is that of classes_[1]
+                z = np.column_stack([-z, z])
+            z = z * self.margin_scale_
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
             return p / p.sum(axis=1, keepdims=True)
@@ -183,8 +188,9 @@ class HierarchicalClassifier:
         out = []
         for i in range(X.shape[0]):
             lo, hi = shared.indptr[i], shared.indptr[i + 1]
-            top = shared.indices[lo:hi][np.argsort(-shared.data[lo:hi])[:k]]
-            out.append([str(names[t]) for t in top])
+            top = shared.indices[lo:hi][np.argsort(-shared.data[lo:hi])[: 2 * k]]
+            # char and word vocabularies share names (学 is both): keep each term once
+            out.append(list(dict.fromkeys(str(names[t]) for t in top))[:k])
         return out
 
     def _feature_names(self) -> np.ndarray:

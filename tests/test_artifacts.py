@@ -1,0 +1,280 @@
+"""Tests for model artifacts, the version registry and the model holder that serving uses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.artifacts import (
+    FORMAT, LoadedModel, Registry, data_hash, load_model, read_manifest, save_model,
+)
+from models.classifier import HierarchicalClassifier
+from models.serving import ModelHolder
+from triage.errors import ArtifactError, ModelNotReadyError, NotFoundError
+from triage.settings import PROJECT_ROOT
+from triage.tables import read_table
+from triage.taxonomy import Taxonomy
+
+TAX = Taxonomy.from_records([
+    {"path": ("教育", "招生入学"), "description": "学区划分、入学报名和学位分配",
+     "keywords": ["学区", "报名"]},
+    {"path": ("环境保护", "施工噪音"), "description": "工地夜间施工噪音扰民",
+     "keywords": ["工地", "噪音"]},
+    {"path": ("交通出行", "公交线路"), "description": "公交线路调整、班次太少",
+     "keywords": ["公交", "班次"]},
+])
+TRAIN = [
+    ("孩子今年上小学，学区划分后报名系统进不去", "教育"),
+    ("积分入学报名交了材料，学位结果迟迟不公布", "教育"),
+    ("旁边工地夜间施工，噪音吵得整晚睡不着", "环境保护"),
+    ("工地凌晨还在打桩，噪音扰民严重", "环境保护"),
+    ("12路公交班次太少，早高峰等车四十分钟", "交通出行"),
+    ("公交线路调整后小区门口没有站了", "交通出行"),
+]
+TEXTS = [t for t, _ in TRAIN]
+LABELS = [label for _, label in TRAIN]
+LABELS_IN_ORDER = ["教育", "环境保护", "交通出行"]  # the classes_ of the tiny model
+TINY_VERSION = "tiny-v1"
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> HierarchicalClassifier:
+    return HierarchicalClassifier(taxonomy=TAX).fit(TEXTS, LABELS)
+
+
+@pytest.fixture(scope="module")
+def tiny_saved(
+    tiny_model: HierarchicalClassifier, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A version directory of the tiny model, saved once; copy it before changing it."""
+    return save_model(tiny_model, tmp_path_factory.mktemp("saved") / TINY_VERSION, manifest={
+        "version": TINY_VERSION, "training_data_sha256": data_hash(TEXTS, LABELS), "metrics": {}})
+
+
+@pytest.fixture
+def version_dir(tiny_saved: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(tiny_saved, tmp_path / TINY_VERSION))
+
+
+@pytest.fixture
+def registry(trained_home: Path, tmp_path: Path) -> Registry:
+    """A private copy of the trained registry (the session one is shared with other tests)."""
+    return Registry(Path(shutil.copytree(trained_home / "models", tmp_path / "models")))
+
+
+def edit_manifest(directory: Path, **changes: object) -> None:
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest.update(changes)
+    path.write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- #
+# save / load
+# --------------------------------------------------------------------------- #
+
+
+def test_round_trip_gives_identical_probabilities_and_paths(
+    demo_model: HierarchicalClassifier, tmp_path: Path
+) -> None:
+    texts = read_table(PROJECT_ROOT / "datasets" / "demo_test.csv").column("text")
+    save_model(demo_model, tmp_path / "v1", manifest={"version": "v1"})
+    loaded = load_model(tmp_path / "v1")
+    assert loaded.version == "v1" and loaded.path == tmp_path / "v1"
+    assert loaded.model.classes_ == demo_model.classes_
+    np.testing.assert_array_equal(
+        loaded.model.predict_proba(texts), demo_model.predict_proba(texts))
+    assert [asdict(p) for p in loaded.model.predict_paths(texts)] == [
+        asdict(p) for p in demo_model.predict_paths(texts)]
+
+
+def test_manifest_describes_the_trained_version(
+    loaded_demo: LoadedModel, demo_data: tuple[list[str], list[str]]
+) -> None:
+    manifest, model = loaded_demo.manifest, loaded_demo.model
+    assert manifest["format"] == FORMAT
+    assert manifest["labels"] == model.classes_
+    assert manifest["leaves"] == model.leaves_.leaf_keys_
+    assert all(leaf.split("/")[0] in manifest["labels"] for leaf in manifest["leaves"])
+    assert manifest["unsupported"] == model.unsupported_
+    assert manifest["taxonomy_version"] == model.taxonomy.version
+    assert manifest["packages"]["scikit-learn"] == metadata.version("scikit-learn")
+    assert manifest["training_data_sha256"] == data_hash(*demo_data)
+    assert isinstance(manifest["metrics"], dict)
+    assert datetime.fromisoformat(manifest["created_at"]).tzinfo is not None
+    # The taxonomy the model was trained for travels with it.
+    saved = json.loads((loaded_demo.path / "taxonomy.json").read_text(encoding="utf-8"))
+    assert Taxonomy.from_dict(saved).version == manifest["taxonomy_version"]
+
+
+def test_save_model_refuses_a_directory_that_holds_files(
+    tiny_model: HierarchicalClassifier, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="not empty"):
+        save_model(tiny_model, tmp_path, manifest={"version": "v1"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+# --------------------------------------------------------------------------- #
+# load_model refuses what it cannot honour, and says why
+# --------------------------------------------------------------------------- #
+
+
+def _other_sklearn_minor() -> str:
+    major, minor = metadata.version("scikit-learn").split(".")[:2]
+    return f"{major}.{int(minor) + 1}.0"
+
+
+def _no_manifest(d: Path) -> None:
+    (d / "manifest.json").unlink()
+
+
+def _unknown_format(d: Path) -> None:
+    edit_manifest(d, format="triage.classifier.v0")
+
+
+def _labels_mismatch(d: Path) -> None:
+    edit_manifest(d, labels=list(reversed(LABELS_IN_ORDER)))
+
+
+def _other_sklearn(d: Path) -> None:
+    packages = read_manifest(d)["packages"]
+    edit_manifest(d, packages={**packages, "scikit-learn": _other_sklearn_minor()})
+
+
+def _corrupted(d: Path) -> None:
+    data = (d / "model.joblib").read_bytes()
+    (d / "model.joblib").write_bytes(data[: len(data) // 2])
+
+
+
+@pytest.mark.parametrize(("breakage", "why"), [
+    (_no_manifest, "no manifest.json"),
+    (_unknown_format, "format 'triage.classifier.v0' is not one this release loads"),
+    (_labels_mismatch, "labels do not match"),
+    (_other_sklearn, "trained with scikit-learn"),
+    (_corrupted, "model.joblib cannot be loaded"),
+], ids=["no-manifest", "unknown-format", "labels-mismatch", "other-sklearn-minor", "corrupted"])
+def test_load_model_refuses_a_version_it_cannot_honour(
+    version_dir: Path, breakage: object, why: str
+) -> None:
+    assert load_model(version_dir).model.classes_ == LABELS_IN_ORDER  # fine before the damage
+    breakage(version_dir)  # type: ignore[operator]
+    with pytest.raises(ArtifactError, match=why):
+        load_model(version_dir)
+
+
+def test_the_sklearn_refusal_names_both_versions_and_the_fix(version_dir: Path) -> None:
+    _other_sklearn(version_dir)
+    with pytest.raises(ArtifactError) as info:
+        load_model(version_dir)
+    message = str(info.value)
+    assert _other_sklearn_minor() in message
+    assert metadata.version("scikit-learn") in message
+    assert "triage train" in message
+
+
+# --------------------------------------------------------------------------- #
+# the registry
+# --------------------------------------------------------------------------- #
+
+
+def test_registry_add_copies_a_version_and_never_adds_it_twice(
+    registry: Registry, version_dir: Path
+) -> None:
+    active = registry.active_version()
+    assert active is not None
+    assert registry.add(version_dir) == TINY_VERSION
+    assert (registry.root / TINY_VERSION / "model.joblib").is_file()
+    assert (version_dir / "model.joblib").is_file()  # copied, not moved
+    assert registry.active_version() == active  # adding does not activate
+    with pytest.raises(ArtifactError, match="already registered"):
+        registry.add(version_dir)
+    assert load_model(registry.path(TINY_VERSION)).model.classes_ == LABELS_IN_ORDER
+
+
+def test_registry_add_refuses_a_version_serving_could_not_load(
+    registry: Registry, version_dir: Path
+) -> None:
+    _corrupted(version_dir)
+    with pytest.raises(ArtifactError, match="cannot be loaded"):
+        registry.add(version_dir)
+    assert not (registry.root / TINY_VERSION).exists()
+
+
+def test_activate_moves_the_active_pointer_and_versions_lists_both(
+    registry: Registry, version_dir: Path
+) -> None:
+    old = registry.active_version()
+    registry.add(version_dir)
+    registry.activate(TINY_VERSION)
+    assert registry.active_version() == TINY_VERSION
+    assert (registry.root / "ACTIVE").read_text(encoding="utf-8").strip() == TINY_VERSION
+    loaded = registry.load_active()
+    assert loaded is not None and loaded.version == TINY_VERSION
+    assert sorted(m["version"] for m in registry.versions()) == sorted([old, TINY_VERSION])
+    registry.activate(old)  # rollback: the old version is still there
+    assert registry.active_version() == old
+
+
+def test_activating_an_unknown_version_raises_and_keeps_the_pointer(registry: Registry) -> None:
+    old = registry.active_version()
+    for bad in ["no-such-version", "../models", ""]:
+        with pytest.raises(NotFoundError):
+            registry.activate(bad)
+    assert registry.active_version() == old
+
+
+# --------------------------------------------------------------------------- #
+# serving
+# --------------------------------------------------------------------------- #
+
+
+def test_model_holder_switches_to_a_newly_activated_version_without_restart(
+    registry: Registry, version_dir: Path
+) -> None:
+    holder = ModelHolder(registry)
+    assert not holder.ready
+    with pytest.raises(ModelNotReadyError):
+        holder.current()
+    first = registry.load_active()
+    assert first is not None
+    holder.set(first)
+    assert holder.ready and holder.current().version == first.version
+
+    registry.add(version_dir)
+    registry.activate(TINY_VERSION)
+    current = holder.current()
+    assert current.version == TINY_VERSION
+    assert current.model.classes_ == LABELS_IN_ORDER
+    assert current.model.predict(["工地噪音太吵"]) == ["环境保护/施工噪音"]
+
+    registry.activate(first.version)
+    assert holder.current().version == first.version
+    assert holder.current().model.classes_ == first.model.classes_
+
+
+@pytest.mark.parametrize("version", ["../escaped", "", ".hidden"])
+def test_registry_refuses_a_version_name_that_is_a_path(tmp_path: Path, loaded_demo, version: str) -> None:
+    source = tmp_path / "v"
+    shutil.copytree(loaded_demo.path, source)
+    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+    manifest["version"] = version
+    (source / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="not a valid version name"):
+        Registry(tmp_path / "models").add(source)
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_manifest_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(ArtifactError, match="JSON object"):
+        read_manifest(tmp_path)
