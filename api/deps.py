@@ -34,5 +34,6 @@ def get_model(request: Request) -> LoadedModel:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a failed commit is never a 201
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]

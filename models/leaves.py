@@ -37,13 +37,16 @@ class LeafScorer:
 
     def __init__(
         self, *, temperature: float = 0.04, meta_weight: float = 1.0,
-        example_weight: float = 1.0, pseudo_weight: float = 1.0, pseudo_share: float = 1.0,
+        example_weight: float = 1.0, pseudo_weight: float = 1.5, pseudo_share: float = 1.0,
+        max_terms: int | None = 3000, rounds: int = 2,
     ) -> None:
         self.temperature = temperature
         self.meta_weight = meta_weight
         self.example_weight = example_weight
         self.pseudo_weight = pseudo_weight
         self.pseudo_share = pseudo_share
+        self.max_terms = max_terms
+        self.rounds = rounds
 
     def fit(
         self, X: sp.csr_matrix, constraints: Sequence[str], *, taxonomy: Taxonomy,
@@ -56,12 +59,15 @@ class LeafScorer:
         self.n_examples_ = np.zeros(len(leaves), dtype=np.int64)
         meta = featurizer.transform([describe_leaf(leaf) for leaf in leaves])
         allowed = _allowed(constraints, self.leaf_keys_)
-        gold, pseudo = self._assign(X, meta, allowed)
-        protos = self.meta_weight * meta
-        protos = protos + self.example_weight * _centroids(X, gold, len(leaves))
-        protos = protos + self.pseudo_weight * _centroids(X, pseudo, len(leaves))
+        protos = meta
+        for _ in range(max(1, self.rounds)):
+            gold, pseudo = self._assign(X, protos, allowed)
+            protos = self.meta_weight * meta
+            protos = protos + self.example_weight * _centroids(X, gold, len(leaves))
+            protos = protos + self.pseudo_weight * _centroids(X, pseudo, len(leaves))
+            protos = l2_normalize(_top_terms(sp.csr_matrix(protos, dtype=np.float32), self.max_terms))
         self.n_examples_ = np.bincount(gold[gold >= 0], minlength=len(leaves))
-        self.prototypes_ = l2_normalize(sp.csr_matrix(protos, dtype=np.float32))
+        self.prototypes_ = protos
         return self
 
     def _assign(
@@ -119,3 +125,17 @@ def _centroids(X: sp.csr_matrix, assignment: np.ndarray, n_leaves: int) -> sp.cs
         (np.ones(len(rows), dtype=np.float32), (assignment[rows], rows)), shape=(n_leaves, X.shape[0])
     )
     return l2_normalize(onehot @ X)
+
+
+def _top_terms(matrix: sp.csr_matrix, k: int | None) -> sp.csr_matrix:
+    """Keep the ``k`` largest weights of each row (a prototype is its strongest terms)."""
+    if k is None:
+        return matrix
+    matrix = matrix.tocsr()
+    for i in range(matrix.shape[0]):
+        lo, hi = matrix.indptr[i], matrix.indptr[i + 1]
+        if hi - lo > k:
+            row = matrix.data[lo:hi]
+            row[row < np.partition(row, hi - lo - k)[hi - lo - k]] = 0
+    matrix.eliminate_zeros()
+    return matrix

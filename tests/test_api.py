@@ -95,3 +95,43 @@ def test_taxonomy_lists_the_tree(client: TestClient) -> None:
     assert len(body["version"]) == 16 and len(body["data"]) >= 8
     first = body["data"][0]
     assert {"name", "code", "description", "keywords", "department", "children"} <= set(first)
+
+
+def test_service_runs_on_postgresql(trained_home: Path, tmp_path: Path) -> None:
+    """With TRIAGE_DATABASE_URL naming PostgreSQL, tickets are stored there."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("TRIAGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    admin_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        admin = create_engine(admin_url)
+        with admin.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - any connection failure means no server here
+        pytest.skip(f"PostgreSQL not reachable at {url}: {exc}")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        home = tmp_path / "home"
+        shutil.copytree(trained_home, home)
+        sep = "&" if "?" in url else "?"
+        settings = Settings(home=home, database_url=f"{url}{sep}options=-csearch_path%3D{schema}",
+                            _env_file=None)
+        with TestClient(create_app(settings)) as client:
+            created = client.post("/v1/tickets", json={"text": APPEAL, "client_id": "pg-1"})
+            assert created.status_code == 201
+            again = client.post("/v1/tickets", json={"text": APPEAL, "client_id": "pg-1"})
+            assert again.json() == created.json()
+        with admin.connect() as conn:
+            count = conn.execute(text(f'SELECT count(*) FROM "{schema}".tickets')).scalar()
+            stored = conn.execute(text(f'SELECT text FROM "{schema}".tickets')).scalar()
+        assert count == 1 and "[手机号]" in stored
+        assert not (home / "triage.db").exists()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

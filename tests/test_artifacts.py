@@ -151,8 +151,8 @@ def _other_sklearn(d: Path) -> None:
 
 
 def _corrupted(d: Path) -> None:
-    data = (d / "model.joblib").read_bytes()
-    (d / "model.joblib").write_bytes(data[: len(data) // 2])
+    data = (d / "model.pkl").read_bytes()
+    (d / "model.pkl").write_bytes(data[: len(data) // 2])
 
 
 
@@ -161,7 +161,7 @@ def _corrupted(d: Path) -> None:
     (_unknown_format, "format 'triage.classifier.v0' is not one this release loads"),
     (_labels_mismatch, "labels do not match"),
     (_other_sklearn, "trained with scikit-learn"),
-    (_corrupted, "model.joblib cannot be loaded"),
+    (_corrupted, "model.pkl cannot be loaded"),
 ], ids=["no-manifest", "unknown-format", "labels-mismatch", "other-sklearn-minor", "corrupted"])
 def test_load_model_refuses_a_version_it_cannot_honour(
     version_dir: Path, breakage: object, why: str
@@ -193,8 +193,8 @@ def test_registry_add_copies_a_version_and_never_adds_it_twice(
     active = registry.active_version()
     assert active is not None
     assert registry.add(version_dir) == TINY_VERSION
-    assert (registry.root / TINY_VERSION / "model.joblib").is_file()
-    assert (version_dir / "model.joblib").is_file()  # copied, not moved
+    assert (registry.root / TINY_VERSION / "model.pkl").is_file()
+    assert (version_dir / "model.pkl").is_file()  # copied, not moved
     assert registry.active_version() == active  # adding does not activate
     with pytest.raises(ArtifactError, match="already registered"):
         registry.add(version_dir)

@@ -7,6 +7,9 @@ Run: ``.venv/bin/python -m training.benchmark`` (``--folds``, ``--shared-dir``; 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,9 +17,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from models.artifacts import save_model
 from models.classifier import HierarchicalClassifier
 from training.teddy import TEDDY, load_leaf_gold, load_teddy
 from triage.settings import get_settings
+from triage.tables import write_csv
 from triage.taxonomy import Taxonomy
 
 LEAF_GOLD = Path(__file__).with_name("leaf_labels.csv")
@@ -31,7 +36,7 @@ def cross_validate(data, taxonomy: Taxonomy, folds: int, **params) -> dict[str, 
         start = time.perf_counter()
         model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(texts[train], labels[train])
         fit_times.append(time.perf_counter() - start)
-        predicted = [p.level1 for p in model.predict_paths(list(texts[test]))]
+        predicted = [p.level1 for p in model.predict_paths(list(texts[test]), explain=False)]
         f1s.append(f1_score(labels[test], predicted, average="macro"))
         accs.append(accuracy_score(labels[test], predicted))
     return {"macro_f1": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
@@ -46,7 +51,7 @@ def leaf_accuracy(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
     keep = [i for i, g in enumerate(data.groups) if g not in held_groups]
     model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(
         [data.texts[i] for i in keep], [data.labels[i] for i in keep])
-    predicted = model.predict_paths(texts)
+    predicted = model.predict_paths(texts, explain=False)
     right = [p.subitem == g for p, g in zip(predicted, gold, strict=True)]
     right_l1 = [p.level1 == g.split("/")[0] for p, g in zip(predicted, gold, strict=True)]
     given_l1 = [r for r, ok in zip(right, right_l1, strict=True) if ok]
@@ -56,14 +61,25 @@ def leaf_accuracy(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
 
 
 def speed(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
-    """Training time on all appeals and prediction throughput over all of them."""
+    """Training time on all appeals; throughput of the model and of ``triage predict`` end to end."""
     start = time.perf_counter()
     model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(data.texts, data.labels)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
-    model.predict_paths(data.texts)
+    model.predict_paths(data.texts, explain=False)
     predict_s = time.perf_counter() - start
-    return {"train_s": fit_s, "predict_tickets_per_s": len(data.texts) / predict_s}
+    with tempfile.TemporaryDirectory() as tmp:
+        version = save_model(model, Path(tmp) / "v", manifest={"version": "benchmark"})
+        source = Path(tmp) / "appeals.csv"
+        write_csv(source, ["text"], ({"text": t} for t in data.texts))
+        triage = Path(sys.executable).with_name("triage")
+        start = time.perf_counter()
+        subprocess.run([str(triage), "predict", "--model", str(version), "--input", str(source),
+                        "--text-column", "text", "--output", str(Path(tmp) / "out.csv")],
+                       check=True, capture_output=True)
+        cli_s = time.perf_counter() - start
+    return {"train_s": fit_s, "predict_tickets_per_s": len(data.texts) / predict_s,
+            "cli_predict_tickets_per_s": len(data.texts) / cli_s}
 
 
 def main() -> None:

@@ -92,11 +92,11 @@ def _find_twin(words: list[str], raw_texts: list[str], index: dict[str, list[int
     bigrams = {w[k : k + 2] for w in long_words for k in range(len(w) - 1)}
     if len(long_words) < 3 or not bigrams <= index.keys():
         return None
-    rare = sorted(bigrams, key=lambda b: len(index[b]))[:3]
+    rare = sorted(bigrams, key=lambda b: (len(index[b]), b))[:3]
     candidates = set(index[rare[0]])
     for bigram in rare[1:]:
         candidates &= set(index[bigram])
-    for i in candidates:
+    for i in sorted(candidates):
         text = raw_texts[i]
         hits = sum(1 for w in long_words if w in text)
         if hits >= 0.9 * len(long_words):

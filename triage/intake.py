@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.artifacts import LoadedModel
@@ -72,29 +73,47 @@ def create_tickets(
     """
     for item in items:
         _validate(item, settings)
-    results: list[store.Ticket | None] = []
-    fresh: list[tuple[int, store.Ticket]] = []
+    results: list[store.Ticket] = []
+    fresh: list[store.Ticket] = []
     seen: dict[str, store.Ticket] = {}
     for item in items:
-        known = seen.get(item.client_id or "") or (
-            store.get_ticket_by_client_id(session, item.client_id) if item.client_id else None)
-        if known is not None:
-            results.append(known)
-            continue
-        ticket = store.add_ticket(
-            session, text=clean(item.text), title=clean(item.title) if item.title else None,
-            channel=item.channel, client_id=item.client_id,
-            received_at=_aware(item.received_at, settings) or datetime.now(UTC),
-        )
-        if item.client_id:
-            seen[item.client_id] = ticket
-        fresh.append((len(results), ticket))
-        results.append(ticket)
-    predictions = loaded.model.predict_paths([classify_text(t.title, t.text) for _, t in fresh])
-    for (_, ticket), prediction in zip(fresh, predictions, strict=True):
+        known = _known(session, seen, item.client_id)
+        if known is None:
+            known, created = _add(session, item, settings)
+            if created:
+                fresh.append(known)
+            if item.client_id:
+                seen[item.client_id] = known
+        results.append(known)
+    predictions = loaded.model.predict_paths([classify_text(t.title, t.text) for t in fresh])
+    for ticket, prediction in zip(fresh, predictions, strict=True):
         store.add_prediction(session, ticket=ticket,
                              prediction=prediction_record(prediction, loaded=loaded, settings=settings))
-    return [t for t in results if t is not None]
+    return results
+
+
+def _add(session: Session, item: TicketIn, settings: Settings) -> tuple[store.Ticket, bool]:
+    """Store a ticket; if a concurrent retry stored the same ``client_id`` first, return that one."""
+    try:
+        with session.begin_nested():
+            ticket = store.add_ticket(
+                session, text=clean(item.text), title=clean(item.title) if item.title else None,
+                channel=item.channel, client_id=item.client_id,
+                received_at=_aware(item.received_at, settings) or datetime.now(UTC),
+            )
+        return ticket, True
+    except IntegrityError:
+        winner = store.get_ticket_by_client_id(session, item.client_id) if item.client_id else None
+        if winner is None:
+            raise
+        return winner, False
+
+
+def _known(session: Session, seen: dict[str, store.Ticket], client_id: str | None) -> store.Ticket | None:
+    """The ticket already stored (or earlier in this batch) under ``client_id``."""
+    if not client_id:
+        return None
+    return seen.get(client_id) or store.get_ticket_by_client_id(session, client_id)
 
 
 def _aware(moment: datetime | None, settings: Settings) -> datetime | None:
