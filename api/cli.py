@@ -26,7 +26,7 @@ console = Console(stderr=True)
 PREDICT_COLUMNS = ["level1", "subitem", "subitem_alternatives", "confidence", "confidence_level1",
                    "department", "co_departments", "district", "street", "needs_review",
                    "review_reason", "model_version"]
-CHUNK = 4_000
+CHUNK = 20_000  # rows per progress step; each step shares one worker pool
 
 
 def _fail(exc: TriageError) -> None:

@@ -1,4 +1,4 @@
-"""Sparse text features: TF-IDF over characters and over jieba words (unigrams + bigrams).
+"""Sparse text features: TF-IDF over characters (numpy n-gram keys) and jieba words (1–2 grams).
 
 The two vocabularies are learnt together in ``fit``; ``transform`` tokenises each text once. Rows
 come out L2-normalised, so a dot product is a cosine similarity.
@@ -15,7 +15,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize as l2_normalize
 
-from triage.text import clean, tokenize
+from models.charngrams import CharNgramTfidf
+
+from triage.text import _get_tokenizer, clean, tokenize
 
 
 def _word_ngrams(tokens: list[str]) -> list[str]:
@@ -45,12 +47,15 @@ def _n_jobs(n_items: int) -> int:
     """Worker processes for a batch: all cores for big batches, where fork is available."""
     if n_items < _PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)), 8))
+    jobs = max(1, min(len(os.sched_getaffinity(0)), 8))
+    if jobs > 1:
+        _get_tokenizer()  # load jieba's dictionary once here, so forked workers inherit it
+    return jobs
 
 
 def prepare(text: str) -> str:
     """What the features see: normalised, PII-masked text without spaces (segmented training text joins up)."""
-    return clean(text).replace(" ", "")
+    return clean(text).replace(" ", "").lower()
 
 
 class TextFeaturizer:
@@ -78,15 +83,13 @@ class TextFeaturizer:
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Learn both vocabularies and return the features of ``texts`` (tokenising once)."""
         prepared = [prepare(t) for t in texts]
-        self.char_ = TfidfVectorizer(
-            analyzer="char", ngram_range=self.char_ngrams, min_df=self.min_df,
-            sublinear_tf=True, max_features=self.max_features, dtype=np.float32,
-        )
+        self.char_ = CharNgramTfidf(
+            ngrams=self.char_ngrams, min_df=self.min_df, max_features=self.max_features)
         self.word_ = TfidfVectorizer(
             analyzer=_word_ngrams, min_df=self.min_df, sublinear_tf=True,
             max_features=self.max_features, dtype=np.float32,
         )
-        chars = self.char_.fit_transform(prepared)
+        chars = self.char_.fit(prepared).transform(prepared)
         words = self.word_.fit_transform(self._tokenize_all(prepared))
         return self._stack(chars, words)
 
@@ -122,4 +125,4 @@ class TextFeaturizer:
 
     @property
     def n_features(self) -> int:
-        return len(self.char_.vocabulary_) + len(self.word_.vocabulary_)
+        return self.char_.vocabulary_size + len(self.word_.vocabulary_)

@@ -233,11 +233,6 @@ def test_tokenize_is_thread_safe_and_deterministic() -> None:
     assert "电梯故障" in expected and "物业公司" in expected
 
 
-def test_jieba_logging_is_silenced() -> None:
-    tokenize("测试")
-    assert logging.getLogger("jieba").getEffectiveLevel() >= logging.WARNING
-
-
 def test_user_dictionary_file() -> None:
     path = tokenizer_dictionary_path()
     assert path.is_file() and path.parent.name == "data"
