@@ -31,7 +31,7 @@ def cross_validate(data, taxonomy: Taxonomy, folds: int, **params) -> dict[str, 
     """Level-1 macro-F1 and accuracy over grouped, stratified folds."""
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
     texts, labels = np.array(data.texts, dtype=object), np.array(data.labels)
-    f1s, accs, fit_times = [], [], []
+    f1s, accs, raw_f1s, fit_times = [], [], [], []
     for train, test in splitter.split(texts, labels, data.groups):
         start = time.perf_counter()
         model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(texts[train], labels[train])
@@ -39,8 +39,11 @@ def cross_validate(data, taxonomy: Taxonomy, folds: int, **params) -> dict[str, 
         predicted = [p.level1 for p in model.predict_paths(list(texts[test]), explain=False)]
         f1s.append(f1_score(labels[test], predicted, average="macro"))
         accs.append(accuracy_score(labels[test], predicted))
+        raw = [k for k, i in enumerate(test) if data.sources[i] == "raw"]
+        raw_f1s.append(f1_score(labels[test][raw], np.array(predicted)[raw], average="macro"))
     return {"macro_f1": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
-            "accuracy": float(np.mean(accs)), "fold_fit_s": float(np.mean(fit_times))}
+            "accuracy": float(np.mean(accs)), "macro_f1_raw_appeals": float(np.mean(raw_f1s)),
+            "fold_fit_s": float(np.mean(fit_times))}
 
 
 def leaf_accuracy(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
