@@ -1,0 +1,360 @@
+"""Unit names: the standard name of a handling unit, read from a reply or a department cell.
+
+A government reply usually names the unit that handled the appeal (``A3区住建局``, ``市教育局``,
+``洋湖街道``) or speaks as it (``我局 ... A3区住房和城乡建设局 2019年5月``). ``handling_unit``
+finds the unit names in a reply, picks the one a dispatcher would have routed the appeal to and
+returns its standard short name with its place (``A3区住建局``, ``洋湖街道办事处``).
+
+Which unit is the handler (read off about 60 replies of the shared Teddy data):
+
+1. The unit the hotline forwarded the appeal to (``已转交县住建局核实、办复``): that *is* the
+   dispatch.
+2. The unit that says it handled it: the subject of 高度重视 / 核实 / 调查 / 回复 (``A3区洋湖街道
+   高度重视``, ``经区住建局调查核实``), or the unit that signs the reply at its end.
+3. ``我局`` / ``我街道`` / ``我镇``: the unit named elsewhere in the reply with the same kind of
+   suffix (often the signature).
+4. Otherwise the first unit named.
+
+When the handler hands the case on to a body of its own (``市住建局及时将您反映的问题交由市房屋
+交易管理中心办理``), the dispatcher routed it to the handler that speaks (``市住建局``), so a
+hand-over inside a sentence whose subject is a unit keeps the subject.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["UnitMention", "find_units", "handling_unit", "place_of", "standard_unit"]
+
+# Standard short body -> the spellings found in replies (longest spelling wins when matching).
+_DEPARTMENTS: dict[str, tuple[str, ...]] = {
+    "住建局": ("住房和城乡建设局", "住房城乡建设局", "住房与城乡建设局", "住房和城乡建设委员会",
+            "住房城乡建设委员会", "城乡建设委员会", "住建委", "住建局", "城乡建设局", "城建局", "建设局",
+            "建委"),
+    "规划建设局": ("规划建设局", "规建局"),
+    "房产局": ("房地产管理局", "房产管理局", "房屋管理局", "房产局", "房管局", "住房保障局",
+            "住房保障服务中心", "住保局"),
+    "教育局": ("教育体育局", "教育和体育局", "教育局", "教体局", "教育委员会", "教委"),
+    "公安分局": ("公安分局",),
+    "公安局": ("公安局",),
+    "交警支队": ("交通警察支队", "交警支队"),
+    "交警大队": ("交通警察大队", "交警大队"),
+    "人社局": ("人力资源和社会保障局", "人力资源社会保障局", "人力资源与社会保障局", "人社局",
+            "劳动和社会保障局", "劳动保障局", "人力资源局", "人事局"),
+    "社保中心": ("社会保险管理服务中心", "社会保险服务中心", "社会保险中心", "社保中心",
+             "社会保险管理服务局", "社会保险局", "社保局", "社保卡服务中心", "社保卡管理中心",
+             "社保卡中心"),
+    "卫健委": ("卫生健康委员会", "卫生和计划生育委员会", "卫生计生委员会", "卫生健康委", "卫健委",
+            "卫计委", "卫生计生委", "卫生和计划生育局", "卫生计生局", "卫生局", "卫健局", "卫计局"),
+    "疾控中心": ("疾病预防控制中心", "疾控中心"),
+    "交通运输局": ("交通运输委员会", "交通运输局", "交通局", "交委"),
+    "运管处": ("道路运输管理处", "运输管理处", "运管处", "运管局"),
+    "公路局": ("公路管理局", "公路局"),
+    "生态环境局": ("生态环境局", "生态环境分局", "环境保护局", "环境保护分局", "环保局", "环保分局"),
+    "市场监管局": ("市场监督管理局", "市场监管局", "市监局", "工商行政管理局", "工商局", "工商分局",
+              "食品药品监督管理局", "食品药品监管局", "食药监局", "质量技术监督局", "质监局", "物价局"),
+    "自然资源和规划局": ("自然资源和规划局", "规划和自然资源局", "自然资源局", "国土资源局", "国土资源分局",
+                 "国土局", "国土分局", "城乡规划局", "规划局", "规划分局"),
+    "不动产登记中心": ("不动产登记中心",),
+    "城管局": ("城市管理和综合执法局", "城市管理综合执法局", "城市管理和行政执法局", "城市管理行政执法局",
+            "城市管理局", "城管执法局", "城管局", "行政执法局", "综合执法局", "城管执法大队",
+            "城管大队", "执法大队", "执法局"),
+    "市政局": ("市政设施管理局", "市政管理局", "市政局"),
+    "环卫局": ("环境卫生管理局", "环卫局"),
+    "水务局": ("水利水务局", "水务局", "水利局"),
+    "商务局": ("商务和粮食局", "商务粮食局", "商务局"),
+    "文旅局": ("文化旅游广电体育局", "文化和旅游局", "文化旅游局", "文体广电新闻出版局",
+            "文化广电新闻出版局", "文体广新局", "文广新局", "文旅局", "文体局", "文化局", "旅游局",
+            "广电局"),
+    "民政局": ("民政局",),
+    "税务局": ("税务局", "税务分局", "地税局", "国税局"),
+    "发改委": ("发展和改革委员会", "发展改革委员会", "发展和改革委", "发展改革委", "发改委",
+            "发展和改革局", "发展改革局", "发改局"),
+    "农业农村局": ("农业农村委员会", "农业农村局", "农业委员会", "农业局", "农委", "农村工作局", "林业局",
+              "畜牧兽医水产局", "畜牧水产局", "畜牧局", "水产局", "农林局"),
+    "医保局": ("医疗保障局", "医保局"),
+    "医保中心": ("医疗保险管理服务中心", "医疗保险管理中心", "医疗保险服务中心", "医疗保险中心",
+             "医保中心"),
+    "公积金中心": ("住房公积金管理中心", "公积金管理中心", "住房公积金中心", "公积金中心"),
+    "财政局": ("财政局",),
+    "信访局": ("信访局",),
+    "司法局": ("司法局",),
+    "应急管理局": ("应急管理局", "安全生产监督管理局", "安监局"),
+    "消防大队": ("消防大队",),
+    "消防支队": ("消防支队",),
+}
+# Bodies that name the 城管局 only when nothing but a place stands before them.
+_NEEDS_EDGE = {"行政执法局", "综合执法局", "执法局", "执法大队", "城管大队", "建设局", "建委", "交委"}
+_BODY_OF = {raw: std for std, raws in _DEPARTMENTS.items() for raw in raws}
+
+_CJK = "\u4e00-\u9fff\u3400-\u4dbf"
+_CODE = r"[A-Z]\d{0,2} ?[省市区县州]"
+_DEPT = re.compile(
+    rf"(?P<place>(?:{_CODE})+|[省市区县])?"
+    rf"(?P<body>{'|'.join(sorted(_BODY_OF, key=len, reverse=True))})"
+)
+# Local units named by a place word: streets, towns, townships, communities, villages, stations.
+_LOCAL = re.compile(
+    r"街道办事处|街道办|街道|镇人民政府|镇党委政府|镇党委|镇政府|乡人民政府|乡党委政府|乡党委|乡政府|"
+    r"社区居委会|社区居民委员会|社区|村村委会|村民委员会|村委会|派出所"
+)
+_LOCAL_KIND = {"街": "street", "镇": "town", "乡": "township", "社": "community", "村": "village",
+               "派": "police"}
+_LOCAL_BODY = {"street": "街道办事处", "town": "镇人民政府", "township": "乡人民政府",
+               "community": "社区", "village": "村委会", "police": "派出所"}
+_SELF = re.compile(r"我(街道办事处|街道办|街道|局|委|中心|大队|支队|镇|乡|所)")
+_SELF_KIND = {"街道办事处": "street", "街道办": "street", "街道": "street", "镇": "town",
+              "乡": "township", "所": "police"}
+_GENERIC = re.compile(r"局|委员会|管理处|中心|大队|支队")
+_GENERIC_JUNK = re.compile(r"布局|格局|党委|纪委|业委|两委|常委|管委|中心城|服务站|我")
+
+# Characters and words that start a clause rather than a place name (经同升街道 -> 同升街道).
+_STOP_CHARS = set("经由与和及、在对向转交是的地了将请到为从至各该本我您原属据即并同于把被给让使就也都已均或"
+                  "以其前后内外这那每个省市区县有无按照等所成者")
+_STOP_NAMES = {"乡镇", "城区", "所在", "辖区", "属地", "相关", "当地", "有关", "各个", "农村", "城市",
+               "街道", "社区", "问题", "居民", "全市", "全区", "全县", "集镇", "城镇", "村镇"}
+_VERB_ENDS = ("联合", "协调", "配合", "组织", "通知", "要求", "督促", "会同", "整治", "责成")
+_GENERIC_STOP = (_STOP_CHARS - set("市区县省有无")) | set("了派安排装置全部请向给让")
+# What follows a unit that says it handled the case (A3区洋湖街道高度重视, 经区住建局核实 ...).
+_ACTS = re.compile(r"^(?:[、和及与][^，。！？；]{2,14}?)?(?:党委政府|党委|、?政府|领导|主要负责人|相关负责人|"
+                   r"工作人员)?(?:知悉|收悉|获悉|高度重视|非常重视|十分重视|收到|接到|已|立即|及时|迅速|第一时间|对此|"
+                   r"经调查|经查|经核实|调查|核实|核查|回复|答复|进行|派|组织|会同|联合|责成|督促|牵头|于\d)")
+_FORWARD = re.compile(r"(?:转交|转至|转到|已转|已交|交由|交办|转办|转送|移交|交给|责成)\s*$")
+_SIGN_TAIL = re.compile(r"^[\s。！!]*(?:\d{4}\s*[年\-/.]\s*\d{1,2}.{0,8})?[\s。]*$")
+
+
+@dataclass(frozen=True)
+class UnitMention:
+    """One unit named in a text: its span, standard name and kind.
+
+    ``kind`` is the suffix family used to resolve ``我局`` / ``我镇``: 局, 委, 中心, 大队, 支队, 处,
+    street, town, township, community, village, police; ``self`` marks ``我X`` itself (its
+    ``name`` then holds the suffix family it speaks for). ``generic`` names come from the fallback
+    reading of other bodies (信访局, 房屋交易管理中心) and are used only when nothing else is named.
+    """
+
+    start: int
+    end: int
+    name: str
+    kind: str
+    place: str = ""
+    generic: bool = False
+
+
+def _kind_of(body: str) -> str:
+    for suffix in ("委员会", "中心", "大队", "支队", "局", "委", "处"):
+        if body.endswith(suffix):
+            return "委" if suffix == "委员会" else suffix
+    return "局"
+
+
+def _code_before(text: str, start: int) -> re.Match[str] | None:
+    return re.search(f"(?:{_CODE})+$", text[:start])
+
+
+def _departments(text: str) -> list[UnitMention]:
+    out = []
+    for m in _DEPT.finditer(text):
+        place = (m.group("place") or "").replace(" ", "")
+        before = text[m.start() - 1 : m.start()]
+        if m.group("body") in _NEEDS_EDGE and re.match(f"[{_CJK}]", before) \
+                and before not in _STOP_CHARS:
+            continue  # 交通行政执法局 is not the 城管局: left to the generic reading
+        body = _BODY_OF[m.group("body")]
+        out.append(UnitMention(m.start(), m.end(), place + body, _kind_of(m.group("body")), place))
+    return out
+
+
+def _local_name(text: str, end: int) -> tuple[int, str]:
+    """Start and text of the place word (2 to 3 characters, or ``""``) that ends at ``end``."""
+    start = end
+    while start > end - 4 and start > 0 and re.match(f"[{_CJK}]", text[start - 1]):
+        start -= 1
+    name = text[start:end]
+    if len(name) == 4 and not _code_before(text, start):
+        name, start = name[1:], start + 1
+    while name and (name[0] in _STOP_CHARS or name[:2] in _STOP_NAMES):
+        cut = 2 if name[:2] in _STOP_NAMES else 1
+        name, start = name[cut:], start + cut
+    if len(name) < 2 or name in _STOP_NAMES:
+        return end, ""
+    if name.endswith(_VERB_ENDS) or "乡镇" in name:
+        return end, ""
+    return start, name
+
+
+def _locals(text: str) -> list[UnitMention]:
+    out = []
+    for m in _LOCAL.finditer(text):
+        suffix = m.group(0)
+        kind = "village" if suffix.startswith("村") else _LOCAL_KIND[suffix[0]]
+        start, name = _local_name(text, m.start())
+        code = _code_before(text, start)
+        if not name and not (code and code.end() == m.start() and kind in {"street", "town"}):
+            continue  # a bare 街道 / 社区 of no named place is a word, not a unit
+        place = code.group(0).replace(" ", "") if code else ""
+        body = name.removesuffix("村") + "村村委会" if kind == "village" else name + _LOCAL_BODY[kind]
+        out.append(UnitMention(code.start() if code else start, m.end(), place + body, kind, place))
+    return out
+
+
+def _selves(text: str) -> list[UnitMention]:
+    out = []
+    for m in _SELF.finditer(text):
+        kind = _SELF_KIND.get(m.group(1), _kind_of(m.group(1)))
+        out.append(UnitMention(m.start(), m.end(), kind, "self"))
+    return out
+
+
+def _generic(text: str, taken: list[tuple[int, int]]) -> list[UnitMention]:
+    """Other bodies ending in 局/中心/大队 ... (信访局, 房屋交易管理中心), named by the words before."""
+    out = []
+    for m in _GENERIC.finditer(text):
+        if any(a <= m.start() < b for a, b in taken):
+            continue
+        start = m.start()
+        while (start > m.start() - 10 and start > 0 and re.match(f"[{_CJK}]", text[start - 1])
+               and text[start - 1] not in _GENERIC_STOP):
+            start -= 1
+        words = text[start : m.start()]
+        code = _code_before(text, start)
+        place = code.group(0).replace(" ", "") if code else ""
+        if words[:1] in {"市", "区", "县", "省"}:
+            place, words = place + words[0], words[1:]
+        if len(words) < 2 or _GENERIC_JUNK.search(words + m.group(0)):
+            continue
+        out.append(UnitMention(code.start() if code else start, m.end(),
+                               place + words + m.group(0), _kind_of(m.group(0)), place, True))
+    return out
+
+
+def find_units(text: str) -> list[UnitMention]:
+    """Every unit named in ``text`` (and every ``我局``-style self-reference), in reading order.
+
+    Example:
+        >>> [u.name for u in find_units("经A3区住房和城乡建设局核实，洋湖街道已处理")]
+        ['A3区住建局', '洋湖街道办事处']
+    """
+    text = str(text)
+    found = _departments(text) + _locals(text)
+    found = [u for u in found if not any(
+        o is not u and o.start <= u.start and u.end <= o.end and o.end - o.start > u.end - u.start
+        for o in found)]
+    found += _generic(text, [(u.start, u.end) for u in found])
+    found += [s for s in _selves(text) if not any(u.start <= s.start < u.end for u in found)]
+    return sorted(found, key=lambda u: (u.start, -u.end))
+
+
+def place_of(text: str) -> str:
+    """The first district/county code (``A3区``, ``K11县``) a text names, else its city (``A市``)."""
+    codes = re.findall(r"[A-Z]\d{1,2} ?[区县市]", str(text))
+    if codes:
+        return codes[0].replace(" ", "")
+    city = re.search(r"[A-Z] ?市", str(text))
+    return city.group(0).replace(" ", "") if city else ""
+
+
+def _fill_place(unit: UnitMention, text: str) -> str:
+    """``区住建局`` -> ``A5区住建局`` when the reply names exactly one district (likewise 县)."""
+    if unit.place not in {"区", "县"}:
+        return unit.name
+    codes = set(re.findall(rf"[A-Z]\d{{1,2}}{unit.place}", text))
+    return (codes.pop() + unit.name[1:]) if len(codes) == 1 else unit.name
+
+
+def _is_signature(unit: UnitMention, text: str) -> bool:
+    return unit.start >= len(text) - 60 and bool(_SIGN_TAIL.match(text[unit.end :]))
+
+
+def _forwarded(unit: UnitMention, text: str, units: list[UnitMention]) -> bool:
+    """The hotline, not a unit speaking in the same clause, handed the case to ``unit``."""
+    if unit.kind == "self" or not _FORWARD.search(text[max(0, unit.start - 6) : unit.start]):
+        return False
+    clause = max(text.rfind(c, 0, unit.start) for c in "。！？；") + 1
+    return not any(clause <= u.start < unit.start for u in units)
+
+
+def _acts(unit: UnitMention, text: str) -> bool:
+    return text[max(0, unit.start - 1) : unit.start] == "经" or bool(_ACTS.match(text[unit.end :]))
+
+
+def _bare_local(text: str, kind: str) -> str:
+    """The town or township a reply names most often without 政府 (白马渡镇), for ``我镇``."""
+    suffix = {"town": "镇", "township": "乡", "street": "街道"}.get(kind)
+    if not suffix:
+        return ""
+    names = [_local_name(text, m.start())[1] for m in re.finditer(suffix, text)]
+    names = [n for n in names if n]
+    if not names:
+        return place_of_county(text) + _LOCAL_BODY[kind] if kind != "street" else ""
+    return max(names, key=names.count) + _LOCAL_BODY[kind]
+
+
+def place_of_county(text: str) -> str:
+    """The first district/county code a text names (``A3区``, ``K11县``), or ``""``."""
+    code = re.search(r"[A-Z]\d{1,2} ?[区县市]", text)
+    return code.group(0).replace(" ", "") if code else ""
+
+
+def _resolve_self(me: UnitMention, text: str, units: list[UnitMention]) -> str | None:
+    """The unit ``我局`` / ``我镇`` stands for: a signature, else a unit named with that suffix."""
+    same = [u for u in units if u.kind == me.name]
+    signed = [u for u in same if _is_signature(u, text)]
+    if signed or same:
+        return _fill_place((signed or same)[0], text)
+    return _bare_local(text, me.name) or None
+
+
+def _choose(text: str, units: list[UnitMention]) -> str | None:
+    pool = [u for u in units if not u.generic] or units
+    named = [u for u in pool if u.kind != "self"]
+    for unit in [u for u in named if _forwarded(u, text, units)][:1]:
+        return _fill_place(unit, text)
+    for unit in (u for u in pool if _acts(u, text)):
+        name = _resolve_self(unit, text, units) if unit.kind == "self" else _fill_place(unit, text)
+        if name:
+            return name
+    signed = [u for u in named if _is_signature(u, text)]
+    if signed:
+        return _fill_place(signed[-1], text)
+    for unit in (u for u in pool if u.kind == "self"):
+        name = _resolve_self(unit, text, units)
+        if name:
+            return name
+    return _fill_place(named[0], text) if named else None
+
+
+def clean_reply(reply: str) -> str:
+    """Reply text without ideographic / no-break spaces and tabs (they split names and signatures)."""
+    return re.sub(r"[\u3000\xa0\t]+", "", str(reply)).strip()
+
+
+def handling_unit(reply: str) -> str | None:
+    """The standard name of the unit that handled an appeal, read from the government's reply.
+
+    Args:
+        reply: the reply text (答复意见).
+
+    Returns:
+        A standard unit name with its place when the reply gives one (``A3区住建局``,
+        ``洋湖街道办事处``), or ``None`` when the reply names no unit.
+
+    Example:
+        >>> handling_unit("A3区洋湖街道高度重视，现回复如下：……")
+        'A3区洋湖街道办事处'
+    """
+    text = clean_reply(reply)
+    return _choose(text, find_units(text))
+
+
+def standard_unit(name: str) -> str:
+    """The standard short name of a department cell (``A3区住房和城乡建设局`` -> ``A3区住建局``).
+
+    Example:
+        >>> standard_unit("洋湖街道")
+        '洋湖街道办事处'
+    """
+    text = clean_reply(name).replace(" ", "")
+    whole = [u for u in find_units(text) if u.end == len(text) and u.kind != "self"]
+    return whole[-1].name if whole else text
