@@ -49,3 +49,7 @@ class ModelNotReadyError(TriageError):
     """No model is loaded yet."""
 
     status_code = 503
+
+
+class RoutingError(InputFileError):
+    """A responsibility list or gazetteer that breaks its rules, or a path it cannot route."""
