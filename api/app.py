@@ -9,14 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from api import errors
+from api.routes import meta, tickets
 from models.artifacts import Registry
 from models.serving import ModelHolder
 from training.jobs import ensure_default_model
 from triage.settings import Settings, get_settings
 from triage.store import make_engine, make_session_factory, migrate
-
-from api import errors
-from api.routes import meta, tickets
 
 log = logging.getLogger("triage.api")
 

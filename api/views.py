@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from triage.store import Prediction, Ticket
-
 from api.schemas import CorrectionPublic, PredictionPublic, TicketPublic
+from triage.store import Prediction, Ticket
 
 
 def prediction_public(row: Prediction | None) -> PredictionPublic | None:

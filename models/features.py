@@ -16,7 +16,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize as l2_normalize
 
 from models.charngrams import CharNgramTfidf
-
 from triage.text import _get_tokenizer, clean, tokenize
 
 

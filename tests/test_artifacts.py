@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from models.artifacts import (
-    FORMAT, LoadedModel, Registry, data_hash, load_model, read_manifest, save_model,
+    FORMAT,
+    LoadedModel,
+    Registry,
+    data_hash,
+    load_model,
+    read_manifest,
+    save_model,
 )
 from models.classifier import HierarchicalClassifier
 from models.serving import ModelHolder

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import DATASETS
 from typer.testing import CliRunner
 
 from api.cli import PREDICT_COLUMNS, app
-from conftest import DATASETS
 
 runner = CliRunner()
 

@@ -11,7 +11,14 @@ from typing import Any
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
-from models.artifacts import LoadedModel, Registry, data_hash, load_model, new_version_id, save_model
+from models.artifacts import (
+    LoadedModel,
+    Registry,
+    data_hash,
+    load_model,
+    new_version_id,
+    save_model,
+)
 from models.classifier import HierarchicalClassifier
 from triage.errors import InputFileError, TriageError
 from triage.settings import Settings

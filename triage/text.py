@@ -150,7 +150,7 @@ _ID_CHECK = "10X98765432"
 
 def _id_checksum_ok(number: str) -> bool:
     """True when an 18-character ID number has a valid ISO 7064 MOD 11-2 check digit."""
-    total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS, strict=False))
     return _ID_CHECK[total % 11] == number[17].upper()
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from triage import intake
-
 from api.deps import ModelDep, SessionDep, SettingsDep
 from api.schemas import TicketCreate, TicketPublic, TicketsCreate, TicketsPublic
 from api.views import ticket_public
+from triage import intake
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
