@@ -25,6 +25,7 @@ from triage.store import (
     Ticket,
     add_correction,
     add_prediction,
+    add_return,
     add_ticket,
     count_tickets,
     get_ticket,
@@ -130,7 +131,7 @@ def test_migrate_creates_tables_and_is_idempotent(
         indexed = {tuple(i["column_names"]) for i in insp.get_indexes("predictions")}
         assert ("ticket_id",) in indexed
         with eng.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     finally:
         eng.dispose()
 
@@ -313,3 +314,16 @@ def test_deleting_ticket_cascades(factory: sessionmaker[Session]) -> None:
         assert count_tickets(session) == 0
         for model in (Prediction, Correction):
             assert session.scalar(select(func.count()).select_from(model)) == 0
+
+
+def test_returns_are_recorded_with_the_ticket(factory: sessionmaker[Session]) -> None:
+    with session_scope(factory) as session:
+        ticket = _ticket(session)
+        add_return(session, ticket=ticket, unit="东城区和平街道办事处", reason="不属于本单位职责",
+                   prediction=None)
+        ticket_id = ticket.id
+    with session_scope(factory) as session:
+        stored = get_ticket(session, ticket_id)
+        assert stored is not None
+        assert [(r.unit, r.reason) for r in stored.returns] == [
+            ("东城区和平街道办事处", "不属于本单位职责")]

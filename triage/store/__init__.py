@@ -1,10 +1,11 @@
 """Persistence layer: models, engine/session helpers, migrations and repository functions."""
 
 from triage.store.db import make_engine, make_session_factory, migrate, session_scope
-from triage.store.models import Base, Correction, Prediction, Ticket
+from triage.store.models import Base, Correction, Prediction, Return, Ticket
 from triage.store.repository import (
     add_correction,
     add_prediction,
+    add_return,
     add_ticket,
     count_tickets,
     get_ticket,
@@ -16,9 +17,11 @@ __all__ = [
     "Base",
     "Correction",
     "Prediction",
+    "Return",
     "Ticket",
     "add_correction",
     "add_prediction",
+    "add_return",
     "add_ticket",
     "count_tickets",
     "get_ticket",

@@ -93,6 +93,12 @@ class Ticket(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
+    returns: Mapped[list[Return]] = relationship(
+        back_populates="ticket",
+        order_by="Return.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
 
     def __repr__(self) -> str:
         return f"Ticket(id={self.id!r}, client_id={self.client_id!r})"
@@ -116,6 +122,9 @@ class Prediction(Base):
     co_departments: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     needs_review: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     review_reason: Mapped[str | None] = mapped_column(Text)
+    district: Mapped[str | None] = mapped_column(Text)
+    street: Mapped[str | None] = mapped_column(Text)
+    community: Mapped[str | None] = mapped_column(Text)
     top: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
@@ -152,6 +161,28 @@ class Correction(Base):
 
     def __repr__(self) -> str:
         return f"Correction(id={self.id!r}, ticket_id={self.ticket_id!r})"
+
+
+class Return(Base):
+    """A unit sent the ticket back (退回): a routing correction for later training."""
+
+    __tablename__ = "returns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    prediction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("predictions.id", ondelete="SET NULL"), index=True
+    )
+    unit: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="returns")
+
+    def __repr__(self) -> str:
+        return f"Return(id={self.id!r}, ticket_id={self.ticket_id!r}, unit={self.unit!r})"
 
 
 @event.listens_for(Prediction, "before_update")

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from triage.store.models import Correction, Prediction, Ticket
+from triage.store.models import Correction, Prediction, Return, Ticket
 
 PREDICTION_FIELDS = frozenset(
     c.key for c in Prediction.__table__.columns if c.key not in {"id", "ticket_id", "created_at"}
@@ -108,3 +108,15 @@ def add_correction(session: Session, *, ticket: Ticket, values: Mapping[str, Any
 def count_tickets(session: Session) -> int:
     """Number of stored tickets."""
     return session.scalar(select(func.count()).select_from(Ticket)) or 0
+
+
+def add_return(
+    session: Session, *, ticket: Ticket, unit: str, reason: str | None,
+    prediction: Prediction | None,
+) -> Return:
+    """Record that ``unit`` sent the ticket back."""
+    row = Return(ticket=ticket, unit=unit, reason=reason,
+                 prediction_id=prediction.id if prediction is not None else None)
+    session.add(row)
+    session.flush()
+    return row
