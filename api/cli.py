@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from models.artifacts import Registry, load_model
 from training.jobs import read_labelled, train_version
 from triage.errors import TriageError
-from triage.intake import prediction_record
+from triage.intake import predict_records
 from triage.settings import get_settings
 from triage.tables import read_table, write_csv
 from triage.taxonomy import Taxonomy
@@ -88,9 +88,9 @@ def predict(
         task = bar.add_task("classifying", total=len(texts))
         for start in range(0, len(texts), CHUNK):
             chunk = texts[start : start + CHUNK]
-            for row, p in zip(table.rows[start : start + CHUNK],
-                              loaded.model.predict_paths(chunk, explain=False), strict=True):
-                rows.append({**row, **_output_cells(p, loaded, settings)})
+            records = predict_records(loaded=loaded, settings=settings, texts=chunk, explain=False)
+            for row, record in zip(table.rows[start : start + CHUNK], records, strict=True):
+                rows.append({**row, **_output_cells(record)})
             bar.advance(task, len(chunk))
     columns = table.columns + [c for c in PREDICT_COLUMNS if c not in table.columns]
     write_csv(output, columns, rows)
@@ -98,8 +98,7 @@ def predict(
     console.print(f"wrote {len(rows)} rows to {output} ({review} need review)")
 
 
-def _output_cells(prediction, loaded, settings) -> dict[str, str]:
-    record = prediction_record(prediction, loaded=loaded, settings=settings)
+def _output_cells(record: dict) -> dict[str, str]:
     return {
         "level1": record["level1"],
         "subitem": record["subitem"],
@@ -108,8 +107,8 @@ def _output_cells(prediction, loaded, settings) -> dict[str, str]:
         "confidence_level1": f"{record['confidence_level1']:.4f}",
         "department": record["department"],
         "co_departments": "|".join(record["co_departments"]),
-        "district": "",
-        "street": "",
+        "district": record["district"] or "",
+        "street": record["street"] or "",
         "needs_review": "true" if record["needs_review"] else "false",
         "review_reason": record["review_reason"] or "",
         "model_version": record["model_version"],

@@ -32,6 +32,7 @@ from triage.taxonomy import Taxonomy
 FORMAT = "triage.classifier.v1"
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.pkl"
+ROUTING_FILE = "routing.pkl"
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _PACKAGES = ("scikit-learn", "numpy", "scipy", "jieba", "triage")
 # Pickled scikit-learn objects are only safe to load under the same minor release.
@@ -45,6 +46,7 @@ class LoadedModel:
     model: HierarchicalClassifier
     manifest: dict[str, Any]
     path: Path
+    dispatcher: Any = None  # the routing part of a version (``triage.dispatch.Dispatcher``), if any
 
     @property
     def version(self) -> str:
@@ -79,8 +81,14 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def save_model(model: HierarchicalClassifier, directory: Path, *, manifest: dict[str, Any]) -> Path:
-    """Write a new version directory; refuses a directory that already holds files."""
+def save_model(
+    model: HierarchicalClassifier, directory: Path, *, manifest: dict[str, Any],
+    dispatcher: Any = None,
+) -> Path:
+    """Write a new version directory; refuses a directory that already holds files.
+
+    ``dispatcher`` (routing: responsibility list, gazetteer, learned router) goes to ``routing.pkl``.
+    """
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         raise ArtifactError(f"{directory} is not empty: a version is never overwritten")
@@ -88,6 +96,9 @@ def save_model(model: HierarchicalClassifier, directory: Path, *, manifest: dict
     # Plain pickle: joblib.load took 5.6 s for this model, pickle 0.5 s (a 10.7k-appeal Teddy model).
     with (directory / MODEL_FILE).open("wb") as handle:
         pickle.dump(model, handle, protocol=5)
+    if dispatcher is not None:
+        with (directory / ROUTING_FILE).open("wb") as handle:
+            pickle.dump(dispatcher, handle, protocol=5)
     (directory / "taxonomy.json").write_text(
         json.dumps(model.taxonomy.to_dict(), ensure_ascii=False), encoding="utf-8")
     full = {
@@ -97,6 +108,7 @@ def save_model(model: HierarchicalClassifier, directory: Path, *, manifest: dict
         "leaves": list(model.leaves_.leaf_keys_),
         "unsupported": list(model.unsupported_),
         "taxonomy_version": model.taxonomy.version,
+        "routing": dispatcher is not None,
         "packages": package_versions(),
         **manifest,
     }
@@ -142,7 +154,17 @@ def load_model(directory: Path) -> LoadedModel:
         raise ArtifactError(f"{directory}: the model's taxonomy does not match its manifest")
     if list(model.classes_) != list(manifest["labels"]):
         raise ArtifactError(f"{directory}: the model's labels do not match its manifest")
-    return LoadedModel(model=model, manifest=manifest, path=directory)
+    return LoadedModel(model=model, manifest=manifest, path=directory,
+                       dispatcher=_load_pickle(directory / ROUTING_FILE) if manifest.get("routing")
+                       else None)
+
+
+def _load_pickle(path: Path) -> Any:
+    try:
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - only versions this project wrote
+    except Exception as exc:  # a missing, truncated or foreign pickle raises many kinds
+        raise ArtifactError(f"{path} cannot be loaded ({exc})") from None
 
 
 def _check_packages(manifest: dict[str, Any], directory: Path) -> None:

@@ -1,4 +1,4 @@
-"""The service behind ``POST /v1/tickets``: mask, store, classify, record the prediction."""
+"""The service behind ``POST /v1/tickets``: mask, store, classify, route, record the prediction."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from models.artifacts import LoadedModel
 from models.classifier import PathPrediction
 from triage import store
+from triage.dispatch import Dispatcher, Route
 from triage.errors import InvalidTicketError, NotFoundError
 from triage.settings import Settings
 from triage.text import clean
@@ -34,25 +35,43 @@ def classify_text(title: str | None, text: str) -> str:
     return f"{title}{text}" if title else text
 
 
-def prediction_record(
-    prediction: PathPrediction, *, loaded: LoadedModel, settings: Settings
-) -> dict[str, Any]:
-    """A classifier output completed with its department and model version."""
-    department = loaded.taxonomy.department_for(prediction.subitem)
-    explanation = dict(prediction.explanation)
-    explanation["department_source"] = "taxonomy" if department else "default"
+def dispatcher_of(loaded: LoadedModel) -> Dispatcher:
+    """The version's routing, or the simple one (taxonomy departments, address patterns)."""
+    return loaded.dispatcher if loaded.dispatcher is not None else Dispatcher(loaded.taxonomy)
+
+
+def predict_records(
+    *, loaded: LoadedModel, settings: Settings, texts: list[str], explain: bool = True,
+    exclude: list[list[str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Classify and route appeals: the stored form of each prediction."""
+    predictions = loaded.model.predict_paths(texts, explain=explain)
+    routes = dispatcher_of(loaded).route(
+        texts, [p.subitem for p in predictions], default_unit=settings.default_department,
+        exclude=exclude)
+    return [prediction_record(p, r, version=loaded.version)
+            for p, r in zip(predictions, routes, strict=True)]
+
+
+def prediction_record(prediction: PathPrediction, route: Route, *, version: str) -> dict[str, Any]:
+    """A classifier output and its route, as stored and served."""
+    reasons = [r for r in (prediction.review_reason, route.review_reason) if r]
     return {
-        "model_version": loaded.version,
+        "model_version": version,
         "level1": prediction.level1,
         "subitem": prediction.subitem,
         "confidence": prediction.confidence,
         "confidence_level1": prediction.confidence_level1,
-        "department": department or settings.default_department,
-        "co_departments": [],
-        "needs_review": prediction.needs_review,
-        "review_reason": prediction.review_reason or None,
+        "department": route.lead,
+        "co_departments": route.co,
+        "needs_review": prediction.needs_review or route.needs_review,
+        "review_reason": "；".join(reasons) or None,
+        "district": route.address.district or None,
+        "street": route.address.street or None,
+        "community": route.address.community or None,
         "top": prediction.top,
-        "explanation": explanation,
+        "explanation": {**prediction.explanation, "routing": route.explanation,
+                        "department_confidence": round(route.confidence, 4)},
     }
 
 
@@ -85,10 +104,10 @@ def create_tickets(
             if item.client_id:
                 seen[item.client_id] = known
         results.append(known)
-    predictions = loaded.model.predict_paths([classify_text(t.title, t.text) for t in fresh])
-    for ticket, prediction in zip(fresh, predictions, strict=True):
-        store.add_prediction(session, ticket=ticket,
-                             prediction=prediction_record(prediction, loaded=loaded, settings=settings))
+    records = predict_records(loaded=loaded, settings=settings,
+                              texts=[classify_text(t.title, t.text) for t in fresh])
+    for ticket, record in zip(fresh, records, strict=True):
+        store.add_prediction(session, ticket=ticket, prediction=record)
     return results
 
 

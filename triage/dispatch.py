@@ -1,0 +1,135 @@
+"""Choosing the handling unit: responsibility list, address and history combined.
+
+The list (权责清单) decides when there is one; history (a learned router over past dispatches)
+decides where the list is silent, and checks the list; the taxonomy's ``department`` column is the
+simple fallback. Disagreements between sub-item, unit and address set ``needs_review`` with the
+reason, never a silent pick.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from triage.address import Address, Gazetteer, extract_address
+from triage.routing import ResponsibilityList
+from triage.taxonomy import Taxonomy
+
+# A unit name that starts with a district or county: 东城区城管局, A3区住建局, K11县教育局.
+_UNIT_DISTRICT = re.compile(r"^((?:[A-Z]\d{1,2}|[\u4e00-\u9fff]{1,4}?)(?:区|县))")
+HISTORY_CONFIDENT = 0.6
+
+
+class UnitRouter(Protocol):
+    """What the dispatcher needs of a learned router (``models.router.HistoryRouter``)."""
+
+    def predict_top(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]: ...
+
+    def nearest(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[int, float]]]: ...
+
+
+@dataclass
+class Route:
+    """Where one ticket goes, and why."""
+
+    lead: str
+    co: list[str]
+    confidence: float
+    source: str
+    address: Address
+    needs_review: bool = False
+    review_reason: str = ""
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Dispatcher:
+    """Routes tickets whose sub-item is known. Picklable: it travels inside a model version."""
+
+    taxonomy: Taxonomy
+    gazetteer: Gazetteer | None = None
+    responsibility: ResponsibilityList | None = None
+    router: UnitRouter | None = None
+
+    def route(
+        self, texts: Sequence[str], subitems: Sequence[str], *, default_unit: str,
+        exclude: Sequence[Sequence[str]] | None = None,
+    ) -> list[Route]:
+        """One route per ticket; ``exclude[i]`` lists units that returned ticket ``i``."""
+        exclude = exclude or [()] * len(texts)
+        top = self.router.predict_top(texts, k=5) if self.router and texts else [[]] * len(texts)
+        return [self._one(t, s, h, set(x), default_unit)
+                for t, s, h, x in zip(texts, subitems, top, exclude, strict=True)]
+
+    def _one(self, text: str, subitem: str, history: list[tuple[str, float]],
+             excluded: set[str], default_unit: str) -> Route:
+        address = extract_address(text, self.gazetteer)
+        history = [(u, p) for u, p in history if u not in excluded]
+        route = (self._from_list(subitem, address, excluded)
+                 or self._from_history(history, address)
+                 or self._from_taxonomy(subitem, address, excluded)
+                 or Route(default_unit, [], 0.0, "default", address, True,
+                          "没有可派的责任单位，需人工派单"))
+        self._check(route, subitem, history, excluded)
+        route.explanation.update({"source": route.source, "address": address.to_dict(),
+                                  "history": [{"unit": u, "p": round(p, 4)} for u, p in history[:3]]})
+        if excluded:
+            route.explanation["returned_by"] = sorted(excluded)
+        return route
+
+    def _from_list(self, subitem: str, address: Address, excluded: set[str]) -> Route | None:
+        if self.responsibility is None:
+            return None
+        entry = self.responsibility.lookup(subitem, address.district, address.street)
+        if entry is None:
+            return None
+        lead, co = entry.resolve(address.district, address.street)
+        units = [u for u in (lead, *co) if u not in excluded]
+        if not units:
+            return None
+        route = Route(units[0], units[1:], 0.9, "responsibility list", address)
+        route.explanation["list_entry"] = {"node": entry.node, "district": entry.district,
+                                           "row": entry.row}
+        return route
+
+    def _from_history(self, history: list[tuple[str, float]], address: Address) -> Route | None:
+        if not history:
+            return None
+        unit, p = history[0]
+        return Route(unit, [], p, "history", address)
+
+    def _from_taxonomy(self, subitem: str, address: Address, excluded: set[str]) -> Route | None:
+        unit = self.taxonomy.department_for(subitem) if subitem in self.taxonomy else ""
+        if not unit or unit in excluded:
+            return None
+        return Route(unit, [], 0.7, "taxonomy", address)
+
+    def _check(self, route: Route, subitem: str, history: list[tuple[str, float]],
+               excluded: set[str]) -> None:
+        """Flag disagreements between sub-item, unit and address."""
+        reasons = []
+        if route.source == "history" and route.confidence < HISTORY_CONFIDENT:
+            reasons.append(f"派单把握不足（{route.confidence:.2f}）")
+        if (route.source == "responsibility list" and history and self.responsibility
+                and history[0][1] >= HISTORY_CONFIDENT
+                and not self.responsibility.allows(subitem, history[0][0],
+                                                   route.address.district, route.address.street)):
+            reasons.append(f"历史派单多为{history[0][0]}，权责清单不允许该单位承办此细目")
+        unit_district = unit_district_of(route.lead)
+        if route.address.district and unit_district and unit_district != route.address.district:
+            reasons.append(f"诉求地址在{route.address.district}，承办单位属{unit_district}")
+        if excluded and route.source == "default":
+            reasons.append("已被退回的单位之外没有可派单位")
+        if reasons:
+            route.needs_review = True
+            route.review_reason = "；".join(dict.fromkeys(reasons))
+
+
+def unit_district_of(unit: str) -> str:
+    """The district or county a unit name starts with ("" for city-level units)."""
+    match = _UNIT_DISTRICT.match(unit)
+    if not match or unit.startswith("属地") or match.group(1).endswith(("社区", "小区", "园区")):
+        return ""
+    return match.group(1)
