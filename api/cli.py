@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from models.artifacts import Registry, load_model
 from training.jobs import read_labelled, train_version
+from training.routing import build_dispatcher, read_history
 from triage.errors import TriageError
 from triage.intake import predict_records
 from triage.settings import get_settings
@@ -44,6 +45,15 @@ def train(
     output: Annotated[Path | None, typer.Option(help="version directory to write")] = None,
     holdout: Annotated[float, typer.Option(help="share held out to measure the model")] = 0.1,
     activate: Annotated[bool, typer.Option(help="activate the new registry version")] = False,
+    history: Annotated[list[Path] | None, typer.Option(
+        "--history", help="past tickets to learn routing from (text in --text-column)")] = None,
+    department_column: Annotated[str | None, typer.Option(
+        help="history column naming the handling unit")] = None,
+    reply_column: Annotated[str | None, typer.Option(
+        help="history column with the government's reply (the unit is read from it)")] = None,
+    responsibility: Annotated[Path | None, typer.Option(
+        help="responsibility list (权责清单) CSV/XLSX/YAML")] = None,
+    gazetteer: Annotated[Path | None, typer.Option(help="districts, streets, communities")] = None,
 ) -> None:
     """Train one model version into DIR (or into the registry); prints its metrics."""
     settings = get_settings()
@@ -51,12 +61,18 @@ def train(
         tax = Taxonomy.from_file(taxonomy)
         texts, labels = read_labelled(data, text_column=text_column, label_column=label_column,
                                       taxonomy=tax)
+        past = (read_history(history, text_column=text_column,
+                             department_column=department_column, reply_column=reply_column)
+                if history else None)
         registry = Registry(settings.models_dir)
         with console.status("training") as status:
+            dispatcher = build_dispatcher(taxonomy=tax, gazetteer=gazetteer,
+                                          responsibility=responsibility, history=past,
+                                          progress=lambda m: status.update(m))
             loaded = train_version(
                 texts=texts, labels=labels, taxonomy=tax, output=output, registry=registry,
                 preset=preset, holdout=holdout, progress=lambda m: status.update(m),
-                sources=[str(p) for p in data])
+                sources=[str(p) for p in data], dispatcher=dispatcher)
         if activate and output is None:
             registry.activate(loaded.version)
     except TriageError as exc:

@@ -39,6 +39,9 @@ class PredictionPublic(BaseModel):
     co_departments: list[str]
     needs_review: bool
     review_reason: str | None
+    district: str | None = None
+    street: str | None = None
+    community: str | None = None
     top: list[Alternative]
     explanation: dict[str, Any]
     model_version: str
@@ -57,6 +60,20 @@ class CorrectionPublic(BaseModel):
     created_at: datetime
 
 
+class ReturnCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str = Field(min_length=1, max_length=200, description="the unit sending the ticket back")
+    reason: str | None = Field(None, max_length=2_000)
+
+
+class ReturnPublic(BaseModel):
+    id: int
+    unit: str
+    reason: str | None
+    created_at: datetime
+
+
 class TicketPublic(BaseModel):
     id: int
     client_id: str | None
@@ -66,6 +83,7 @@ class TicketPublic(BaseModel):
     text: str
     prediction: PredictionPublic | None
     corrections: list[CorrectionPublic] = []
+    returns: list[ReturnPublic] = []
 
 
 class TicketsPublic(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.schemas import CorrectionPublic, PredictionPublic, TicketPublic
+from api.schemas import CorrectionPublic, PredictionPublic, ReturnPublic, TicketPublic
 from triage.store import Prediction, Ticket
 
 
@@ -20,4 +20,6 @@ def ticket_public(ticket: Ticket, *, with_corrections: bool = False) -> TicketPu
         id=ticket.id, client_id=ticket.client_id, channel=ticket.channel,
         received_at=ticket.received_at, title=ticket.title, text=ticket.text,
         prediction=prediction_public(latest), corrections=corrections,
+        returns=[ReturnPublic.model_validate(r, from_attributes=True) for r in ticket.returns]
+        if with_corrections else [],
     )

@@ -135,3 +135,37 @@ def test_service_runs_on_postgresql(trained_home: Path, tmp_path: Path) -> None:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+STALLS = "东城区和平街道人民路菜市场门口天天有流动摊贩占道卖菜，早上七点堵得车过不去，城管来了就跑。"
+
+
+def test_ticket_is_routed_by_the_responsibility_list_and_address(client: TestClient) -> None:
+    p = client.post("/v1/tickets", json={"text": STALLS}).json()["prediction"]
+    assert p["subitem"] == "城市管理/占道经营与流动摊贩/流动摊贩占道经营"
+    assert p["department"] == "东城区城市管理和综合执法局"
+    assert p["co_departments"] == ["东城区和平街道办事处"]
+    assert (p["district"], p["street"]) == ("东城区", "和平街道")
+    assert p["explanation"]["routing"]["source"] == "responsibility list"
+
+
+def test_a_return_reroutes_around_the_unit_and_is_kept(client: TestClient) -> None:
+    ticket = client.post("/v1/tickets", json={"text": STALLS}).json()
+    first = ticket["prediction"]["department"]
+    response = client.post(f"/v1/tickets/{ticket['id']}/return",
+                           json={"unit": first, "reason": "摊贩在街道管辖的市场内，应由街道处理"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["prediction"]["department"] != first
+    assert body["prediction"]["subitem"] == ticket["prediction"]["subitem"]
+    assert [r["unit"] for r in body["returns"]] == [first]
+    stored = client.get(f"/v1/tickets/{ticket['id']}").json()
+    assert stored["prediction"]["department"] == body["prediction"]["department"]
+    assert stored["returns"][0]["reason"].startswith("摊贩")
+
+
+def test_return_needs_a_unit_and_a_ticket(client: TestClient) -> None:
+    assert client.post("/v1/tickets/999/return", json={"unit": "市教育局"}).status_code == 404
+    ticket = client.post("/v1/tickets", json={"text": STALLS}).json()
+    bad = client.post(f"/v1/tickets/{ticket['id']}/return", json={"unit": ""})
+    assert bad.status_code == 422 and "unit must not be empty" in bad.json()["detail"]

@@ -111,3 +111,35 @@ def test_missing_column_and_model_dir_are_explained(home: Path, tmp_path: Path) 
                                  str(DATASETS / "demo_test.csv"), "--text-column", "内容",
                                  "--output", str(tmp_path / "o.csv")])
     assert result.exit_code == 2 and "no column named '内容'" in result.output
+
+
+def test_train_with_routing_fills_department_district_street(home: Path, tmp_path: Path) -> None:
+    result = _train(tmp_path / "v", "--responsibility", str(DATASETS / "demo_responsibility.csv"),
+                    "--gazetteer", str(DATASETS / "demo_gazetteer.csv"))
+    assert result.exit_code == 0, result.output
+    source = tmp_path / "in.csv"
+    source.write_text("text\n东城区和平街道人民路菜市场门口天天有流动摊贩占道卖菜，早上堵得车过不去\n",
+                      encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "v"), "--input", str(source),
+                                 "--text-column", "text", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    [row] = _rows(out)
+    assert (row["district"], row["street"]) == ("东城区", "和平街道")
+    assert row["department"] == "东城区城市管理和综合执法局"
+    assert row["co_departments"] == "东城区和平街道办事处"
+
+
+def test_bad_responsibility_list_is_named(home: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.csv"
+    rules.write_text("node,lead,co,district\n不存在的节点,市教育局,,\n", encoding="utf-8")
+    result = _train(tmp_path / "v", "--responsibility", str(rules))
+    assert result.exit_code == 2 and "不存在的节点" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "v").exists()
+
+
+def test_history_needs_one_unit_column(home: Path, tmp_path: Path) -> None:
+    history = tmp_path / "history.csv"
+    history.write_text("text,department\n路灯坏了,东城区城市管理和综合执法局\n", encoding="utf-8")
+    result = _train(tmp_path / "v", "--history", str(history))
+    assert result.exit_code == 2 and "--department-column" in result.output

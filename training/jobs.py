@@ -20,6 +20,7 @@ from models.artifacts import (
     save_model,
 )
 from models.classifier import HierarchicalClassifier
+from training.routing import build_dispatcher
 from triage.errors import InputFileError, TriageError
 from triage.settings import Settings
 from triage.tables import read_table
@@ -84,7 +85,7 @@ def holdout_metrics(
 def train_version(
     *, texts: list[str], labels: list[str], taxonomy: Taxonomy, output: Path | None,
     registry: Registry, preset: str = "fast", holdout: float = 0.1,
-    progress: Progress = lambda _: None, sources: Sequence[str] = (),
+    progress: Progress = lambda _: None, sources: Sequence[str] = (), dispatcher: Any = None,
 ) -> LoadedModel:
     """Fit a model, measure it, write it as a new version (into ``output`` or the registry)."""
     if preset not in PRESETS:
@@ -112,7 +113,7 @@ def train_version(
     }
     target = Path(output) if output else registry.new_directory(version)
     progress(f"writing version {version} to {target}")
-    save_model(model, target, manifest=manifest)
+    save_model(model, target, manifest=manifest, dispatcher=dispatcher)
     return load_model(target)
 
 
@@ -131,8 +132,12 @@ def ensure_default_model(settings: Settings, progress: Progress = lambda _: None
     texts, labels = read_labelled(
         [settings.demo_appeals], text_column="text", label_column="label")
     progress("no active model: training the default model from the demo data")
+    demo = settings.taxonomy_file is None
+    dispatcher = build_dispatcher(
+        taxonomy=taxonomy, gazetteer=settings.demo_gazetteer if demo else None,
+        responsibility=settings.demo_responsibility if demo else None)
     loaded = train_version(texts=texts, labels=labels, taxonomy=taxonomy, output=None,
                            registry=registry, holdout=0.0, progress=progress,
-                           sources=[settings.demo_appeals.name])
+                           sources=[settings.demo_appeals.name], dispatcher=dispatcher)
     registry.activate(loaded.version)
     return loaded

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     def demo_appeals(self) -> Path:
         return self.datasets_dir / "demo_appeals.csv"
 
+    @property
+    def demo_gazetteer(self) -> Path:
+        return self.datasets_dir / "demo_gazetteer.csv"
+
+    @property
+    def demo_responsibility(self) -> Path:
+        return self.datasets_dir / "demo_responsibility.csv"
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.deps import ModelDep, SessionDep, SettingsDep
-from api.schemas import TicketCreate, TicketPublic, TicketsCreate, TicketsPublic
+from api.schemas import ReturnCreate, TicketCreate, TicketPublic, TicketsCreate, TicketsPublic
 from api.views import ticket_public
-from triage import intake
+from triage import intake, returns
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
@@ -40,3 +40,13 @@ def read_ticket(ticket_id: int, session: SessionDep) -> TicketPublic:
     """The ticket with its latest prediction and its corrections."""
     return ticket_public(intake.get_ticket(session=session, ticket_id=ticket_id),
                         with_corrections=True)
+
+
+@router.post("/{ticket_id}/return", status_code=status.HTTP_201_CREATED,
+             response_model=TicketPublic)
+def return_ticket(ticket_id: int, body: ReturnCreate, session: SessionDep, loaded: ModelDep,
+                  settings: SettingsDep) -> TicketPublic:
+    """A unit sends the ticket back (退回): recorded, and the ticket is routed again without it."""
+    ticket = returns.record_return(session=session, loaded=loaded, settings=settings,
+                                   ticket_id=ticket_id, unit=body.unit, reason=body.reason)
+    return ticket_public(ticket, with_corrections=True)

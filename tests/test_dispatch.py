@@ -1,0 +1,108 @@
+"""Choosing the unit: list first, history where the list is silent, consistency flagged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from conftest import DATASETS
+from triage.address import Gazetteer
+from triage.dispatch import Dispatcher, unit_district_of
+from triage.routing import ResponsibilityList
+from triage.taxonomy import Taxonomy
+
+STALLS = "城市管理/占道经营与流动摊贩/流动摊贩占道经营"
+NEIGHBOURS = "民政与社区/社区治理与邻里纠纷/邻里矛盾纠纷"
+STALL_TEXT = "东城区和平街道人民路菜市场门口天天有流动摊贩占道卖菜，早上七点堵得车过不去。"
+DEFAULT = "市12345热线办公室"
+
+
+class FakeRouter:
+    """A router that always remembers the same past dispatches."""
+
+    def __init__(self, answer: list[tuple[str, float]]) -> None:
+        self.answer = answer
+
+    def predict_top(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
+        return [self.answer[:k] for _ in texts]
+
+    def nearest(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[int, float]]]:
+        return [[(0, 0.9)] for _ in texts]
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[Taxonomy, Gazetteer, ResponsibilityList]:
+    tax = Taxonomy.from_file(DATASETS / "demo_taxonomy.csv")
+    places = Gazetteer.from_file(DATASETS / "demo_gazetteer.csv")
+    rules = ResponsibilityList.from_file(DATASETS / "demo_responsibility.csv", tax, gazetteer=places)
+    return tax, places, rules
+
+
+def test_list_names_lead_and_co_handlers_for_the_address(demo) -> None:
+    tax, places, rules = demo
+    [route] = Dispatcher(tax, places, rules).route([STALL_TEXT], [STALLS], default_unit=DEFAULT)
+    assert route.lead == "东城区城市管理和综合执法局"
+    assert route.co == ["东城区和平街道办事处"]
+    assert (route.address.district, route.address.street) == ("东城区", "和平街道")
+    assert route.source == "responsibility list" and not route.needs_review
+    assert route.explanation["list_entry"]["node"].startswith("城市管理/占道经营")
+
+
+def test_history_decides_where_there_is_no_list(demo) -> None:
+    tax, places, _ = demo
+    router = FakeRouter([("东城区城市管理和综合执法局", 0.8), ("东城区和平街道办事处", 0.1)])
+    [route] = Dispatcher(tax, places, None, router).route([STALL_TEXT], [STALLS],
+                                                          default_unit=DEFAULT)
+    assert route.lead == "东城区城市管理和综合执法局" and route.source == "history"
+    assert route.explanation["history"][0]["unit"] == route.lead
+
+
+def test_history_that_the_list_does_not_allow_is_flagged(demo) -> None:
+    tax, places, rules = demo
+    router = FakeRouter([("市教育局", 0.9)])
+    [route] = Dispatcher(tax, places, rules, router).route([STALL_TEXT], [STALLS],
+                                                           default_unit=DEFAULT)
+    assert route.lead == "东城区城市管理和综合执法局"
+    assert route.needs_review and "市教育局" in route.review_reason
+
+
+def test_unit_outside_the_appeals_district_is_flagged(demo) -> None:
+    tax, places, _ = demo
+    router = FakeRouter([("西城区城市管理和综合执法局", 0.9)])
+    [route] = Dispatcher(tax, places, None, router).route([STALL_TEXT], [STALLS],
+                                                          default_unit=DEFAULT)
+    assert route.needs_review and "东城区" in route.review_reason and "西城区" in route.review_reason
+
+
+def test_a_returned_unit_is_not_chosen_again(demo) -> None:
+    tax, places, rules = demo
+    [route] = Dispatcher(tax, places, rules).route(
+        [STALL_TEXT], [STALLS], default_unit=DEFAULT, exclude=[["东城区城市管理和综合执法局"]])
+    assert route.lead == "东城区和平街道办事处"
+    assert route.explanation["returned_by"] == ["东城区城市管理和综合执法局"]
+
+
+def test_taxonomy_department_then_default(demo) -> None:
+    tax, _, _ = demo
+    [simple] = Dispatcher(tax).route(["居民楼下烧烤店油烟太大"], ["环境保护/大气污染/餐饮油烟污染"],
+                                     default_unit=DEFAULT)
+    assert simple.lead == "市城市管理局" and simple.source == "taxonomy"
+    [nothing] = Dispatcher(tax).route(["居民楼下烧烤店油烟太大"], ["环境保护/大气污染/餐饮油烟污染"],
+                                      default_unit=DEFAULT, exclude=[["市城市管理局"]])
+    assert nothing.lead == DEFAULT and nothing.needs_review
+
+
+def test_street_unit_without_an_address_is_the_generic_local_office(demo) -> None:
+    tax, places, rules = demo
+    [route] = Dispatcher(tax, places, rules).route(["楼上邻居天天半夜拖椅子，沟通多次没用"],
+                                                   [NEIGHBOURS], default_unit=DEFAULT)
+    assert route.lead == "属地街道办事处" and route.address.district == ""
+
+
+@pytest.mark.parametrize("unit, district", [
+    ("东城区城市管理和综合执法局", "东城区"), ("A3区住建局", "A3区"), ("K11县教育局", "K11县"),
+    ("市教育局", ""), ("属地区城管局", ""), ("幸福里社区居委会", ""),
+])
+def test_unit_district(unit: str, district: str) -> None:
+    assert unit_district_of(unit) == district
