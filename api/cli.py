@@ -1,4 +1,4 @@
-"""The ``triage`` command: train, predict, models, serve."""
+"""The ``triage`` command: train, predict, models, train-sentiment, sentiment, serve."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from models.artifacts import Registry, load_model
+from models.sentiment import load_sentiment
 from training.jobs import read_labelled, train_version
 from training.routing import build_dispatcher, read_history
+from training.sentiment import train_sentiment_version
 from triage.errors import TriageError
 from triage.intake import predict_records
 from triage.settings import get_settings
@@ -167,6 +169,48 @@ def models_activate(version: Annotated[str, typer.Argument(help="a registered ve
     except TriageError as exc:
         _fail(exc)
     typer.echo(f"active: {version}")
+
+
+@app.command("train-sentiment")
+def train_sentiment(
+    data: Annotated[Path, typer.Option("--data", help="labelled feedback CSV/XLSX/JSONL")],
+    text_column: Annotated[str, typer.Option(help="column with the feedback text")],
+    label_column: Annotated[str, typer.Option(help="1/0 or positive/neutral/negative")],
+    output: Annotated[Path, typer.Option(help="version directory to write")],
+) -> None:
+    """Train a feedback sentiment model into DIR; prints its metrics."""
+    try:
+        with console.status("training the sentiment model"):
+            loaded = train_sentiment_version(data=data, text_column=text_column,
+                                             label_column=label_column, output=output)
+    except TriageError as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"version": loaded.version, "path": str(loaded.path),
+                           "metrics": loaded.manifest.get("metrics", {})},
+                          ensure_ascii=False, indent=2))
+
+
+@app.command()
+def sentiment(
+    model: Annotated[Path, typer.Option(help="a sentiment version directory")],
+    input: Annotated[Path, typer.Option("--input", help="CSV/XLSX/JSONL of feedback")],
+    text_column: Annotated[str, typer.Option(help="column with the feedback text")],
+    output: Annotated[Path, typer.Option(help="CSV to write")],
+) -> None:
+    """Score feedback: adds sentiment_label, sentiment_score (−1..1) and reasons to every row."""
+    try:
+        loaded = load_sentiment(model)
+        table = read_table(input)
+        texts = table.column(text_column)
+    except TriageError as exc:
+        _fail(exc)
+    results = loaded.model.predict(texts)
+    rows = [{**row, "sentiment_label": r.label, "sentiment_score": f"{r.score:.4f}",
+             "reasons": "|".join(r.reasons)} for row, r in zip(table.rows, results, strict=True)]
+    extra = ["sentiment_label", "sentiment_score", "reasons"]
+    write_csv(output, table.columns + [c for c in extra if c not in table.columns], rows)
+    negative = sum(r.label == "negative" for r in results)
+    console.print(f"wrote {len(rows)} rows to {output} ({negative} negative)")
 
 
 @app.command()

@@ -143,3 +143,36 @@ def test_history_needs_one_unit_column(home: Path, tmp_path: Path) -> None:
     history.write_text("text,department\n路灯坏了,东城区城市管理和综合执法局\n", encoding="utf-8")
     result = _train(tmp_path / "v", "--history", str(history))
     assert result.exit_code == 2 and "--department-column" in result.output
+
+
+FEEDBACK = [("非常满意，问题当天就解决了", 1), ("态度很好，办得也快", 1), ("谢谢你们，路灯修好了", 1),
+            ("挺好的，很及时", 1), ("工作人员很耐心，满意", 1), ("一点都不满意，根本没解决", 0),
+            ("推来推去，没人管", 0), ("等了一个月还没人来", 0), ("态度太差了", 0), ("敷衍了事，走过场", 0)]
+
+
+def test_train_sentiment_then_score_feedback(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "feedback.csv"
+    data.write_text("review,label\n" + "".join(f"{t},{y}\n" for t, y in FEEDBACK * 3),
+                    encoding="utf-8")
+    result = runner.invoke(app, ["train-sentiment", "--data", str(data), "--text-column", "review",
+                                 "--label-column", "label", "--output", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "s" / "manifest.json").is_file()
+    source = tmp_path / "visits.csv"
+    source.write_text("id,反馈\n1,处理得很好，非常满意\n2,不是很满意，拖了好久才来\n", encoding="utf-8")
+    out = tmp_path / "scored.csv"
+    result = runner.invoke(app, ["sentiment", "--model", str(tmp_path / "s"), "--input",
+                                 str(source), "--text-column", "反馈", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert list(rows[0]) == ["id", "反馈", "sentiment_label", "sentiment_score", "reasons"]
+    assert float(rows[0]["sentiment_score"]) > 0 and rows[0]["sentiment_label"] == "positive"
+    assert float(rows[1]["sentiment_score"]) < 0 and "slow" in rows[1]["reasons"].split("|")
+
+
+def test_train_sentiment_names_bad_labels(home: Path, tmp_path: Path) -> None:
+    data = tmp_path / "feedback.csv"
+    data.write_text("review,label\n很好,1\n很差,maybe\n", encoding="utf-8")
+    result = runner.invoke(app, ["train-sentiment", "--data", str(data), "--text-column", "review",
+                                 "--label-column", "label", "--output", str(tmp_path / "s")])
+    assert result.exit_code == 2 and "maybe" in result.output and "Traceback" not in result.output

