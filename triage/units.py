@@ -15,6 +15,9 @@ Which unit is the handler (read off about 60 replies of the shared Teddy data):
    suffix (often the signature).
 4. Otherwise the first unit named.
 
+``我镇`` in a reply that never names its town gives a town government of no name
+(``L6县镇人民政府``): the kind of unit is still known, and routing is measured by kind.
+
 When the handler hands the case on to a body of its own (``市住建局及时将您反映的问题交由市房屋
 交易管理中心办理``), the dispatcher routed it to the handler that speaks (``市住建局``), so a
 hand-over inside a sentence whose subject is a unit keeps the subject.
@@ -25,7 +28,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["UnitMention", "find_units", "handling_unit", "place_of", "standard_unit"]
+__all__ = [
+    "UnitMention", "find_units", "handling_unit", "local_body", "place_of", "place_unit",
+    "standard_unit", "unit_category",
+]
 
 # Standard short body -> the spellings found in replies (longest spelling wins when matching).
 _DEPARTMENTS: dict[str, tuple[str, ...]] = {
@@ -88,6 +94,18 @@ _DEPARTMENTS: dict[str, tuple[str, ...]] = {
 _NEEDS_EDGE = {"行政执法局", "综合执法局", "执法局", "执法大队", "城管大队", "建设局", "建委", "交委"}
 _BODY_OF = {raw: std for std, raws in _DEPARTMENTS.items() for raw in raws}
 
+# Unit categories by keywords inside a name, tried in this order (../shared/docs/unit-types.md).
+_CATEGORIES = (
+    ("公积金", "公积金"), ("医保", "医保|医疗保障|医疗保险"), ("教育", "教育|教体|学校"),
+    ("公安", "公安|派出所|交警|治安|警"), ("住建", "住建|住房和城乡建设|城乡建设|房产|住房保障|房管|建设局"),
+    ("人社", "人社|人力资源|社保|社会保险|劳动|就业"), ("卫健", "卫健|卫生健康|卫计|卫生|疾控|医院"),
+    ("交通", "交通|运管|公交|地铁|轨道|公路"), ("生态环境", "生态环境|环保|环境保护"),
+    ("市场监管", "市场监督|市场监管|工商|食药|质监|物价"), ("自然资源规划", "自然资源|规划|国土|不动产"),
+    ("城管", "城管|城市管理|市政|执法|环卫"), ("水务", "水务|水利"), ("商务", "商务"),
+    ("文旅", "文旅|文体|文化|旅游|广电"), ("民政", "民政"), ("税务", "税务"), ("发改", "发改|发展和改革"),
+    ("农业农村", "农业|农村|林业|畜牧|渔政"), ("街道乡镇", "街道|镇政府|乡政府|镇人民政府|乡人民政府|社区|居委会|村委"),
+)
+
 _CJK = "\u4e00-\u9fff\u3400-\u4dbf"
 _CODE = r"[A-Z]\d{0,2} ?[省市区县州]"
 _DEPT = re.compile(
@@ -103,6 +121,7 @@ _LOCAL_KIND = {"街": "street", "镇": "town", "乡": "township", "社": "commun
                "派": "police"}
 _LOCAL_BODY = {"street": "街道办事处", "town": "镇人民政府", "township": "乡人民政府",
                "community": "社区", "village": "村委会", "police": "派出所"}
+_BODY_KIND = {body: kind for kind, body in _LOCAL_BODY.items()}
 _SELF = re.compile(r"我(街道办事处|街道办|街道|局|委|中心|大队|支队|镇|乡|所)")
 _SELF_KIND = {"街道办事处": "street", "街道办": "street", "街道": "street", "镇": "town",
               "乡": "township", "所": "police"}
@@ -110,28 +129,31 @@ _GENERIC = re.compile(r"局|委员会|管理处|中心|大队|支队")
 _GENERIC_JUNK = re.compile(r"布局|格局|党委|纪委|业委|两委|常委|管委|中心城|服务站|我")
 
 # Characters and words that start a clause rather than a place name (经同升街道 -> 同升街道).
-_STOP_CHARS = set("经由与和及、在对向转交是的地了将请到为从至各该本我您原属据即并同于把被给让使就也都已均或"
+_STOP_CHARS = set("经由与和及、在对向转交是的地了将请到为从至各该本我您原属据即并于把被给让使就也都已均或"
                   "以其前后内外这那每个省市区县有无按照等所成者")
 _STOP_NAMES = {"乡镇", "城区", "所在", "辖区", "属地", "相关", "当地", "有关", "各个", "农村", "城市",
-               "街道", "社区", "问题", "居民", "全市", "全区", "全县", "集镇", "城镇", "村镇"}
+               "街道", "社区", "问题", "居民", "全市", "全区", "全县", "集镇", "城镇", "村镇", "目前", "现在",
+               "正在", "近期", "当前", "同时", "今年", "去年", "立即", "联系", "咨询", "致电"}
+_MIDDLE_STOP = set("的了在是与及对将已被把从给让使就也都或经于")
 _VERB_ENDS = ("联合", "协调", "配合", "组织", "通知", "要求", "督促", "会同", "整治", "责成")
 _GENERIC_STOP = (_STOP_CHARS - set("市区县省有无")) | set("了派安排装置全部请向给让")
 # What follows a unit that says it handled the case (A3区洋湖街道高度重视, 经区住建局核实 ...).
 _ACTS = re.compile(r"^(?:[、和及与][^，。！？；]{2,14}?)?(?:党委政府|党委|、?政府|领导|主要负责人|相关负责人|"
-                   r"工作人员)?(?:知悉|收悉|获悉|高度重视|非常重视|十分重视|收到|接到|已|立即|及时|迅速|第一时间|对此|"
-                   r"经调查|经查|经核实|调查|核实|核查|回复|答复|进行|派|组织|会同|联合|责成|督促|牵头|于\d)")
+                   r"工作人员)?(?:知悉|收悉|获悉|高度重视|非常重视|十分重视|收到|接到|已|立即|及时|迅速|"
+                   r"第一时间|对此|经调查|经查|经核实|调查|核实|核查|回复|答复|进行|派|组织|会同|联合|责成|"
+                   r"督促|牵头|于\d)")
 _FORWARD = re.compile(r"(?:转交|转至|转到|已转|已交|交由|交办|转办|转送|移交|交给|责成)\s*$")
 _SIGN_TAIL = re.compile(r"^[\s。！!]*(?:\d{4}\s*[年\-/.]\s*\d{1,2}.{0,8})?[\s。]*$")
 
 
 @dataclass(frozen=True)
 class UnitMention:
-    """One unit named in a text: its span, standard name and kind.
+    """One unit named in a text: its span, standard name, kind, place and place-free body.
 
     ``kind`` is the suffix family used to resolve ``我局`` / ``我镇``: 局, 委, 中心, 大队, 支队, 处,
     street, town, township, community, village, police; ``self`` marks ``我X`` itself (its
-    ``name`` then holds the suffix family it speaks for). ``generic`` names come from the fallback
-    reading of other bodies (信访局, 房屋交易管理中心) and are used only when nothing else is named.
+    ``name`` then holds the family it speaks for). ``generic`` names come from the fallback reading
+    of other bodies (信访局, 房屋交易管理中心) and count only when nothing else is named.
     """
 
     start: int
@@ -139,6 +161,7 @@ class UnitMention:
     name: str
     kind: str
     place: str = ""
+    body: str = ""
     generic: bool = False
 
 
@@ -153,35 +176,59 @@ def _code_before(text: str, start: int) -> re.Match[str] | None:
     return re.search(f"(?:{_CODE})+$", text[:start])
 
 
-def _departments(text: str) -> list[UnitMention]:
-    out = []
-    for m in _DEPT.finditer(text):
-        place = (m.group("place") or "").replace(" ", "")
-        before = text[m.start() - 1 : m.start()]
-        if m.group("body") in _NEEDS_EDGE and re.match(f"[{_CJK}]", before) \
-                and before not in _STOP_CHARS:
-            continue  # 交通行政执法局 is not the 城管局: left to the generic reading
-        body = _BODY_OF[m.group("body")]
-        out.append(UnitMention(m.start(), m.end(), place + body, _kind_of(m.group("body")), place))
-    return out
-
-
 def _local_name(text: str, end: int) -> tuple[int, str]:
     """Start and text of the place word (2 to 3 characters, or ``""``) that ends at ``end``."""
     start = end
     while start > end - 4 and start > 0 and re.match(f"[{_CJK}]", text[start - 1]):
         start -= 1
     name = text[start:end]
+    cut = max(name.rfind(s) + len(s) if s in name else 0 for s in ("街道", "镇", "乡"))
+    if 0 < cut <= len(name) - 2:  # 月亮岛街道桑梓社区 -> 桑梓
+        name, start = name[cut:], start + cut
     if len(name) == 4 and not _code_before(text, start):
         name, start = name[1:], start + 1
-    while name and (name[0] in _STOP_CHARS or name[:2] in _STOP_NAMES):
-        cut = 2 if name[:2] in _STOP_NAMES else 1
+    while len(name) > 2 and (name[0] in _STOP_CHARS or name[:2] in _STOP_NAMES):
+        cut = 2 if name[:2] in _STOP_NAMES else 1  # 经同升 -> 同升, but 和平 stays 和平
         name, start = name[cut:], start + cut
-    if len(name) < 2 or name in _STOP_NAMES:
-        return end, ""
-    if name.endswith(_VERB_ENDS) or "乡镇" in name:
+    if (len(name) < 2 or name in _STOP_NAMES or name.endswith(_VERB_ENDS) or "乡镇" in name
+            or any(c in _MIDDLE_STOP for c in name[1:]) or name[0] in _STOP_CHARS - set("和平东西南北")):
         return end, ""
     return start, name
+
+
+_NOT_DISTRICT = {"小区", "社区", "园区", "景区", "校区", "片区", "辖区", "市区", "郊区", "山区", "林区",
+                 "矿区", "库区", "湖区", "老区"}
+
+
+def _named_district(text: str, end: int) -> str:
+    """A district or county named in words that ends at ``end`` (东城区, 岳麓区), or ``""``."""
+    if end < 3 or text[end - 1] not in "区县":
+        return ""
+    name = text[end - 3 : end]
+    before = text[end - 4 : end - 3]
+    boundary = not before or not re.match(f"[{_CJK}]", before) or before in _STOP_CHARS
+    if not re.fullmatch(f"[{_CJK}]{{2}}[区县]", name) or not boundary or name[1:] in _NOT_DISTRICT \
+            or name[0] in _STOP_CHARS:
+        return ""
+    return name
+
+
+def _departments(text: str) -> list[UnitMention]:
+    out = []
+    for m in _DEPT.finditer(text):
+        start, place = m.start(), (m.group("place") or "").replace(" ", "")
+        before = text[start - 1 : start]
+        if m.group("body") in _NEEDS_EDGE and re.match(f"[{_CJK}]", before) \
+                and before not in _STOP_CHARS:
+            continue  # 交通行政执法局 is not the 城管局: left to the generic reading
+        if place in {"区", "县"}:  # a named district: 岳麓区教育局, 东城区城管局
+            named = _named_district(text, start + 1)
+            start, place = (start - 2, named) if named else (start, place)
+        if not place and out and out[-1].end == start:  # 市公安局交通警察支队 -> 市交警支队
+            place = out[-1].place
+        body = _BODY_OF[m.group("body")]
+        out.append(UnitMention(start, m.end(), place + body, _kind_of(m.group("body")), place, body))
+    return out
 
 
 def _locals(text: str) -> list[UnitMention]:
@@ -193,9 +240,12 @@ def _locals(text: str) -> list[UnitMention]:
         code = _code_before(text, start)
         if not name and not (code and code.end() == m.start() and kind in {"street", "town"}):
             continue  # a bare 街道 / 社区 of no named place is a word, not a unit
-        place = code.group(0).replace(" ", "") if code else ""
+        place = code.group(0).replace(" ", "") if code else _named_district(text, start)
+        if place and not code:
+            start -= len(place)
         body = name.removesuffix("村") + "村村委会" if kind == "village" else name + _LOCAL_BODY[kind]
-        out.append(UnitMention(code.start() if code else start, m.end(), place + body, kind, place))
+        out.append(UnitMention(code.start() if code else start, m.end(), place + body, kind, place,
+                               _LOCAL_BODY[kind]))
     return out
 
 
@@ -222,10 +272,11 @@ def _generic(text: str, taken: list[tuple[int, int]]) -> list[UnitMention]:
         place = code.group(0).replace(" ", "") if code else ""
         if words[:1] in {"市", "区", "县", "省"}:
             place, words = place + words[0], words[1:]
-        if len(words) < 2 or _GENERIC_JUNK.search(words + m.group(0)):
-            continue
-        out.append(UnitMention(code.start() if code else start, m.end(),
-                               place + words + m.group(0), _kind_of(m.group(0)), place, True))
+        if len(words) < 2 or _GENERIC_JUNK.search(words + m.group(0)) \
+                or not unit_category(words + m.group(0)):
+            continue  # an untyped body read this way is mostly noise (分管副局, 家长委员会)
+        out.append(UnitMention(code.start() if code else start, m.end(), place + words + m.group(0),
+                               _kind_of(m.group(0)), place, words + m.group(0), True))
     return out
 
 
@@ -280,21 +331,13 @@ def _acts(unit: UnitMention, text: str) -> bool:
 
 
 def _bare_local(text: str, kind: str) -> str:
-    """The town or township a reply names most often without 政府 (白马渡镇), for ``我镇``."""
+    """The street, town or township a text names most often (白马渡镇 -> 白马渡镇人民政府)."""
     suffix = {"town": "镇", "township": "乡", "street": "街道"}.get(kind)
     if not suffix:
         return ""
     names = [_local_name(text, m.start())[1] for m in re.finditer(suffix, text)]
     names = [n for n in names if n]
-    if not names:
-        return place_of_county(text) + _LOCAL_BODY[kind] if kind != "street" else ""
-    return max(names, key=names.count) + _LOCAL_BODY[kind]
-
-
-def place_of_county(text: str) -> str:
-    """The first district/county code a text names (``A3区``, ``K11县``), or ``""``."""
-    code = re.search(r"[A-Z]\d{1,2} ?[区县市]", text)
-    return code.group(0).replace(" ", "") if code else ""
+    return max(names, key=names.count) + _LOCAL_BODY[kind] if names else ""
 
 
 def _resolve_self(me: UnitMention, text: str, units: list[UnitMention]) -> str | None:
@@ -303,6 +346,8 @@ def _resolve_self(me: UnitMention, text: str, units: list[UnitMention]) -> str |
     signed = [u for u in same if _is_signature(u, text)]
     if signed or same:
         return _fill_place((signed or same)[0], text)
+    if me.name in {"town", "township"}:  # 我镇 of a reply that never names its town
+        return _bare_local(text, me.name) or _county(text) + _LOCAL_BODY[me.name]
     return _bare_local(text, me.name) or None
 
 
@@ -326,7 +371,7 @@ def _choose(text: str, units: list[UnitMention]) -> str | None:
 
 
 def clean_reply(reply: str) -> str:
-    """Reply text without ideographic / no-break spaces and tabs (they split names and signatures)."""
+    """Text without ideographic / no-break spaces and tabs (they split names and signatures)."""
     return re.sub(r"[\u3000\xa0\t]+", "", str(reply)).strip()
 
 
@@ -348,6 +393,13 @@ def handling_unit(reply: str) -> str | None:
     return _choose(text, find_units(text))
 
 
+def _whole(name: str) -> UnitMention | None:
+    """The unit a whole name (a department cell, a predicted unit) reads as, if any."""
+    text = clean_reply(name).replace(" ", "")
+    whole = [u for u in find_units(text) if u.end == len(text) and u.kind != "self"]
+    return whole[-1] if whole else None
+
+
 def standard_unit(name: str) -> str:
     """The standard short name of a department cell (``A3区住房和城乡建设局`` -> ``A3区住建局``).
 
@@ -355,6 +407,49 @@ def standard_unit(name: str) -> str:
         >>> standard_unit("洋湖街道")
         '洋湖街道办事处'
     """
-    text = clean_reply(name).replace(" ", "")
-    whole = [u for u in find_units(text) if u.end == len(text) and u.kind != "self"]
-    return whole[-1].name if whole else text
+    unit = _whole(name)
+    return unit.name if unit else clean_reply(name).replace(" ", "")
+
+
+def local_body(name: str) -> str:
+    """The unit a name stands for anywhere, without its place (``A3区住建局`` -> ``住建局``,
+    ``洋湖街道办事处`` -> ``街道办事处``)."""
+    unit = _whole(name)
+    return unit.body if unit else re.sub(f"^(?:{_CODE})+|^[省市区县]", "", standard_unit(name))
+
+
+def unit_category(name: str) -> str:
+    """The kind of unit a name is (教育, 住建, 街道乡镇 ...) by keywords inside it, or ``""``."""
+    name = re.sub("人民政府", "政府", str(name))
+    name = re.sub("(?<![镇乡])政府", "", name)
+    for category, keywords in _CATEGORIES:
+        if re.search(keywords, name):
+            return category
+    return ""
+
+
+def _county(text: str) -> str:
+    code = re.search(r"[A-Z]\d{1,2} ?[区县市]", text)
+    return code.group(0).replace(" ", "") if code else ""
+
+
+def place_unit(body: str, text: str) -> str:
+    """The unit ``body`` (a place-free name) of the place an appeal names.
+
+    A street, town or township named in the text is used for those bodies; a district or county
+    code (else the city's, else 市) stands before the name.
+
+    Example:
+        >>> place_unit("住建局", "A3区洋湖街道某小区漏水")
+        'A3区住建局'
+        >>> place_unit("街道办事处", "A3区洋湖街道某小区漏水")
+        'A3区洋湖街道办事处'
+    """
+    text = str(text)
+    kind = _BODY_KIND.get(body)
+    if kind in {"street", "town", "township"}:
+        local = _bare_local(text, kind)
+        return _county(text) + (local or body)
+    if kind:
+        return _county(text) + body
+    return (place_of(text) or "市") + body
