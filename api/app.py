@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.routes import meta, tickets
+from api.routes import feedback, meta, tickets
 from models.artifacts import Registry
 from models.serving import ModelHolder
 from training.jobs import ensure_default_model
+from training.sentiment import ensure_default_sentiment
 from triage.settings import Settings, get_settings
 from triage.store import make_engine, make_session_factory, migrate
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(migrate, engine)
         app.state.session_factory = make_session_factory(engine)
         loaded = await run_in_threadpool(ensure_default_model, settings, log.info)
+        app.state.sentiment = await run_in_threadpool(ensure_default_sentiment, settings)
         app.state.models.set(loaded)
         log.info("serving model %s", loaded.version)
         yield
@@ -43,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(tickets.router)
+    app.include_router(feedback.router)
     return app

@@ -99,3 +99,45 @@ class TaxonomyPublic(BaseModel):
 class HealthPublic(BaseModel):
     status: str
     model_version: str | None
+
+
+class FeedbackCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rating: str | int | None = Field(None, description="满意 / 基本满意 / 不满意, or 1–5")
+    text: str | None = Field(None, max_length=5_000, description="what the citizen said")
+    channel: str | None = Field(None, max_length=64)
+    at: datetime | None = None
+
+
+class FeedbackPublic(BaseModel):
+    id: int
+    ticket_id: int
+    rating: str | None
+    text: str | None
+    channel: str | None
+    at: datetime
+    sentiment_label: str | None
+    sentiment_score: float | None
+    reasons: list[str]
+    evidence: dict[str, Any]
+    needs_review: bool
+    review_reason: str | None
+    sentiment_version: str | None
+
+
+class EventCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="dispatched, received, replied, resolved, unresolved, "
+                                  "returned, reopened or closed")
+    unit: str | None = Field(None, max_length=200)
+    at: datetime | None = None
+
+
+class EventPublic(BaseModel):
+    id: int
+    ticket_id: int
+    type: str
+    unit: str | None
+    at: datetime

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
+from models.artifacts import Registry, data_hash, new_version_id
 from models.sentiment import (
     LoadedSentiment,
     SentimentModel,
@@ -17,6 +18,7 @@ from models.sentiment import (
     save_sentiment,
 )
 from triage.errors import InputFileError
+from triage.settings import Settings
 from triage.tables import read_table
 
 
@@ -63,3 +65,23 @@ def train_sentiment_version(
     metrics["train_seconds"] = round(time.perf_counter() - start, 2)
     save_sentiment(model, output, {"metrics": metrics, "training_sources": [str(data)]})
     return load_sentiment(output)
+
+
+def ensure_default_sentiment(settings: Settings) -> LoadedSentiment:
+    """The serving sentiment model: ``TRIAGE_SENTIMENT_MODEL`` if set, else the active one under
+    ``TRIAGE_HOME/sentiment``, else one trained now from the project's own feedback set."""
+    if settings.sentiment_model is not None:
+        return load_sentiment(settings.sentiment_model)
+    registry = Registry(settings.home / "sentiment")
+    active = registry.active_version()
+    if active:
+        return load_sentiment(registry.path(active))
+    texts, labels = read_feedback(settings.demo_feedback, text_column="text",
+                                  label_column="polarity")
+    model = SentimentModel().fit(texts, labels)
+    version = new_version_id(data_hash(texts, labels))
+    directory = registry.new_directory(version)
+    save_sentiment(model, directory, {"version": version,
+                                      "training_sources": [settings.demo_feedback.name]})
+    registry.activate(version)
+    return load_sentiment(directory)

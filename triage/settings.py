@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     datasets_dir: Path = Field(PROJECT_ROOT / "datasets", description="the project's demo data")
     shared_dir: Path = Field(PROJECT_ROOT.parent / "shared" / "datasets")
     taxonomy_file: Path | None = Field(None, description="taxonomy for the default model")
+    sentiment_model: Path | None = Field(
+        None, description="a sentiment version directory; unset: the active one in home, "
+        "trained from datasets/feedback_gold.csv on first start")
     host: str = "127.0.0.1"
     port: int = 8000
     timezone: str = Field("Asia/Shanghai", description="zone of timestamps sent without one")
@@ -60,6 +63,10 @@ class Settings(BaseSettings):
     @property
     def demo_appeals(self) -> Path:
         return self.datasets_dir / "demo_appeals.csv"
+
+    @property
+    def demo_feedback(self) -> Path:
+        return self.datasets_dir / "feedback_gold.csv"
 
     @property
     def demo_gazetteer(self) -> Path:

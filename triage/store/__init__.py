@@ -1,9 +1,11 @@
 """Persistence layer: models, engine/session helpers, migrations and repository functions."""
 
 from triage.store.db import make_engine, make_session_factory, migrate, session_scope
-from triage.store.models import Base, Correction, Prediction, Return, Ticket
+from triage.store.models import Base, Correction, Event, Feedback, Prediction, Return, Ticket
 from triage.store.repository import (
     add_correction,
+    add_event,
+    add_feedback,
     add_prediction,
     add_return,
     add_ticket,
@@ -16,10 +18,14 @@ from triage.store.repository import (
 __all__ = [
     "Base",
     "Correction",
+    "Event",
+    "Feedback",
     "Prediction",
     "Return",
     "Ticket",
     "add_correction",
+    "add_event",
+    "add_feedback",
     "add_prediction",
     "add_return",
     "add_ticket",

@@ -99,6 +99,18 @@ class Ticket(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
+    feedback: Mapped[list[Feedback]] = relationship(
+        back_populates="ticket",
+        order_by="Feedback.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    events: Mapped[list[Event]] = relationship(
+        back_populates="ticket",
+        order_by="Event.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
 
     def __repr__(self) -> str:
         return f"Ticket(id={self.id!r}, client_id={self.client_id!r})"
@@ -183,6 +195,49 @@ class Return(Base):
 
     def __repr__(self) -> str:
         return f"Return(id={self.id!r}, ticket_id={self.ticket_id!r}, unit={self.unit!r})"
+
+
+class Feedback(Base):
+    """A citizen's rating and words on a return visit (回访), with the sentiment read from them."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    rating: Mapped[str | None] = mapped_column(String(16))
+    rating_raw: Mapped[str | None] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    sentiment_label: Mapped[str | None] = mapped_column(String(16))
+    sentiment_score: Mapped[float | None] = mapped_column(Float)
+    reasons: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    needs_review: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    sentiment_version: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="feedback")
+
+
+class Event(Base):
+    """A step in a ticket's handling: dispatched, received, replied, resolved ... closed."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(
+        ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    unit: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
 
 
 @event.listens_for(Prediction, "before_update")

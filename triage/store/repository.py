@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from triage.store.models import Correction, Prediction, Return, Ticket
+from triage.store.models import Correction, Event, Feedback, Prediction, Return, Ticket
 
 PREDICTION_FIELDS = frozenset(
     c.key for c in Prediction.__table__.columns if c.key not in {"id", "ticket_id", "created_at"}
@@ -117,6 +117,23 @@ def add_return(
     """Record that ``unit`` sent the ticket back."""
     row = Return(ticket=ticket, unit=unit, reason=reason,
                  prediction_id=prediction.id if prediction is not None else None)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_feedback(session: Session, *, ticket: Ticket, values: Mapping[str, Any]) -> Feedback:
+    """Store one return-visit feedback (``text`` already masked)."""
+    row = Feedback(ticket=ticket, **dict(values))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def add_event(session: Session, *, ticket: Ticket, type: str, unit: str | None,
+              at: datetime) -> Event:
+    """Store one handling event."""
+    row = Event(ticket=ticket, type=type, unit=unit, at=at)
     session.add(row)
     session.flush()
     return row

@@ -1,0 +1,42 @@
+"""Return-visit feedback and handling events of a ticket."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from models.sentiment import LoadedSentiment
+from triage import feedback
+
+from api.deps import SessionDep
+from api.schemas import EventCreate, EventPublic, FeedbackCreate, FeedbackPublic
+
+router = APIRouter(prefix="/v1/tickets", tags=["feedback"])
+
+
+def get_sentiment(request: Request) -> LoadedSentiment:
+    return request.app.state.sentiment
+
+
+SentimentDep = Annotated[LoadedSentiment, Depends(get_sentiment)]
+
+
+@router.post("/{ticket_id}/feedback", status_code=status.HTTP_201_CREATED,
+             response_model=FeedbackPublic)
+def add_feedback(ticket_id: int, body: FeedbackCreate, session: SessionDep,
+                 sentiment: SentimentDep) -> FeedbackPublic:
+    """A return visit's rating and words; the words are masked and scored."""
+    row = feedback.record_feedback(session=session, sentiment=sentiment, ticket_id=ticket_id,
+                                   rating=body.rating, text=body.text, channel=body.channel,
+                                   at=body.at)
+    return FeedbackPublic.model_validate(row, from_attributes=True)
+
+
+@router.post("/{ticket_id}/events", status_code=status.HTTP_201_CREATED,
+             response_model=EventPublic)
+def add_event(ticket_id: int, body: EventCreate, session: SessionDep) -> EventPublic:
+    """One step of the ticket's handling (dispatched ... closed)."""
+    row = feedback.record_event(session=session, ticket_id=ticket_id, type=body.type,
+                                unit=body.unit, at=body.at)
+    return EventPublic.model_validate(row, from_attributes=True)

@@ -1,0 +1,69 @@
+"""Return-visit feedback and handling events through the API."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from triage.settings import Settings
+
+APPEAL = "东城区和平街道人民路菜市场门口天天有流动摊贩占道卖菜，早上七点堵得车过不去。"
+
+
+@pytest.fixture
+def client(trained_home: Path, tmp_path: Path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    with TestClient(create_app(Settings(home=home, _env_file=None))) as c:
+        yield c
+
+
+@pytest.fixture
+def ticket_id(client: TestClient) -> int:
+    return client.post("/v1/tickets", json={"text": APPEAL}).json()["id"]
+
+
+def test_feedback_words_are_masked_and_scored(client: TestClient, ticket_id: int) -> None:
+    response = client.post(f"/v1/tickets/{ticket_id}/feedback", json={
+        "rating": 2, "text": "推来推去一个月了还没人管，我电话13812345678你们打都不打"})
+    assert response.status_code == 201
+    body = response.json()
+    assert body["rating"] == "不满意" and "13812345678" not in body["text"]
+    assert body["sentiment_label"] == "negative" and body["sentiment_score"] < 0
+    assert "passed_the_buck" in body["reasons"] and body["evidence"]["passed_the_buck"]
+    assert not body["needs_review"] and body["sentiment_version"]
+
+
+def test_feedback_that_contradicts_its_rating_is_flagged(client: TestClient, ticket_id: int) -> None:
+    body = client.post(f"/v1/tickets/{ticket_id}/feedback",
+                       json={"rating": "满意", "text": "根本没解决，态度还很差"}).json()
+    assert body["needs_review"] and "满意" in body["review_reason"]
+
+
+@pytest.mark.parametrize("payload, words", [
+    ({"rating": 7}, "score from 1 to 5"), ({"rating": "还行"}, "not one of"),
+    ({}, "needs a rating, a text, or both"),
+])
+def test_bad_feedback_is_refused_plainly(client: TestClient, ticket_id: int, payload: dict,
+                                         words: str) -> None:
+    response = client.post(f"/v1/tickets/{ticket_id}/feedback", json=payload)
+    assert response.status_code == 422 and words in response.json()["detail"]
+
+
+def test_events_are_recorded_in_order(client: TestClient, ticket_id: int) -> None:
+    for kind, at in (("dispatched", "2026-11-02T09:00:00+08:00"),
+                     ("received", "2026-11-02T09:40:00+08:00"),
+                     ("closed", "2026-11-05T17:00:00+08:00")):
+        response = client.post(f"/v1/tickets/{ticket_id}/events",
+                               json={"type": kind, "unit": "东城区城市管理和综合执法局", "at": at})
+        assert response.status_code == 201
+    closed = datetime.fromisoformat(response.json()["at"])
+    assert closed == datetime(2026, 11, 5, 9, 0, tzinfo=UTC)  # the same instant, any zone
+    bad = client.post(f"/v1/tickets/{ticket_id}/events", json={"type": "finished"})
+    assert bad.status_code == 422 and "dispatched" in bad.json()["detail"]
+    assert client.post("/v1/tickets/999/events", json={"type": "closed"}).status_code == 404

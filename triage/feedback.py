@@ -1,0 +1,75 @@
+"""Return-visit feedback and handling events: validated, masked, scored, stored.
+
+Ratings are 满意 / 基本满意 / 不满意 or 1–5 (5, 4 → 满意; 3 → 基本满意; 2, 1 → 不满意). Free text is
+masked, then scored by the sentiment model (score, label, dissatisfaction reasons); feedback whose
+words contradict its rating is flagged for review.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models.sentiment import LoadedSentiment
+from triage import store
+from triage.errors import InvalidTicketError
+from triage.intake import get_ticket
+from triage.text import clean
+
+RATINGS = ("满意", "基本满意", "不满意")
+_RATING_CODES = {"5": "满意", "4": "满意", "3": "基本满意", "2": "不满意", "1": "不满意",
+                 **{r: r for r in RATINGS}}
+EVENT_TYPES = ("dispatched", "received", "replied", "resolved", "unresolved", "returned",
+               "reopened", "closed")
+
+
+def normalize_rating(value: str | int | None) -> str | None:
+    """满意 / 基本满意 / 不满意 from a rating word or a 1–5 score; a clear error otherwise."""
+    if value is None or str(value).strip() == "":
+        return None
+    rating = _RATING_CODES.get(str(value).strip().removesuffix(".0"))
+    if rating is None:
+        raise InvalidTicketError(
+            f"rating {value!r} is not one of 满意, 基本满意, 不满意 or a score from 1 to 5")
+    return rating
+
+
+def _moment(at: datetime | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def record_feedback(
+    *, session: Session, sentiment: LoadedSentiment, ticket_id: int, rating: str | int | None,
+    text: str | None, channel: str | None = None, at: datetime | None = None,
+) -> store.Feedback:
+    """Store a return visit's rating and words with the sentiment read from them."""
+    ticket = get_ticket(session=session, ticket_id=ticket_id)
+    normalized = normalize_rating(rating)
+    words = clean(text) if text and text.strip() else None
+    if normalized is None and words is None:
+        raise InvalidTicketError("feedback needs a rating, a text, or both")
+    values: dict[str, Any] = {"rating": normalized, "rating_raw": None if rating is None else
+                              str(rating), "text": words, "channel": channel, "at": _moment(at),
+                              "sentiment_version": sentiment.version}
+    if words is not None:
+        result = (sentiment.model.check_rating(words, normalized) if normalized
+                  else sentiment.model.predict([words])[0])
+        values.update(sentiment_label=result.label, sentiment_score=round(float(result.score), 4),
+                      reasons=list(result.reasons), evidence=dict(result.evidence),
+                      needs_review=result.needs_review, review_reason=result.review_reason or None)
+    return store.add_feedback(session, ticket=ticket, values=values)
+
+
+def record_event(
+    *, session: Session, ticket_id: int, type: str, unit: str | None, at: datetime | None,
+) -> store.Event:
+    """Store one handling event of a known type."""
+    if type not in EVENT_TYPES:
+        raise InvalidTicketError(f"event type {type!r} is not one of {', '.join(EVENT_TYPES)}")
+    ticket = get_ticket(session=session, ticket_id=ticket_id)
+    return store.add_event(session, ticket=ticket, type=type, unit=(unit or "").strip() or None,
+                           at=_moment(at))
