@@ -15,6 +15,7 @@ from models.artifacts import Registry
 from models.serving import ModelHolder
 from training.jobs import ensure_default_model
 from training.sentiment import ensure_default_sentiment
+from triage.review import MemoryCache
 from triage.settings import Settings, get_settings
 from triage.store import make_engine, make_session_factory, migrate
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Appeal triage for a 12345 citizen-appeal hotline")
     app.state.settings = settings
     app.state.models = ModelHolder(Registry(settings.models_dir))
+    app.state.memory = MemoryCache(threshold=settings.memory_threshold)
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(tickets.router)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from models.artifacts import LoadedModel
+from models.memory import CorrectionMemory
 from triage.settings import Settings
 
 
@@ -37,3 +38,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 # scope="function": commit before the response is sent, so a failed commit is never a 201
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+
+def get_memory(request: Request, session: SessionDep, loaded: ModelDep) -> CorrectionMemory:
+    """Staff corrections of the active model version, consulted before the model."""
+    return request.app.state.memory.get(session=session, loaded=loaded)
+
+
+MemoryDep = Annotated[CorrectionMemory, Depends(get_memory)]

@@ -50,6 +50,7 @@ class PredictionPublic(BaseModel):
 
 class CorrectionPublic(BaseModel):
     id: int
+    ticket_id: int
     subitem: str | None
     department: str | None
     sentiment: str | None
@@ -141,3 +142,13 @@ class EventPublic(BaseModel):
     type: str
     unit: str | None
     at: datetime
+
+
+class CorrectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subitem: str | None = Field(None, max_length=500, description="a node path at any level")
+    department: str | None = Field(None, max_length=200)
+    sentiment: str | None = Field(None, description="positive, neutral or negative")
+    reviewer: str = Field(min_length=1, max_length=128)
+    note: str | None = Field(None, max_length=2_000)

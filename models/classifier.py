@@ -132,10 +132,15 @@ class HierarchicalClassifier:
         """The predicted leaf path of each appeal."""
         return [p.subitem for p in self.predict_paths(texts)]
 
-    def predict_paths(self, texts: Sequence[str], *, explain: bool = True) -> list[PathPrediction]:
+    def predict_paths(
+        self, texts: Sequence[str], *, explain: bool = True,
+        within: Sequence[str | None] | None = None,
+    ) -> list[PathPrediction]:
         """Top-level, leaf, top-k alternatives, confidences and the review decision.
 
         ``explain=False`` skips the matched terms (batch jobs that write no explanation).
+        ``within[i]``, a node path, confines appeal ``i`` to that node's subtree (a staff
+        correction at any level): its top level is then certain and its leaf is chosen there.
         """
         self._check_fitted()
         texts = list(texts)
@@ -144,10 +149,23 @@ class HierarchicalClassifier:
         X = self.featurizer_.transform(texts)
         scores = self.leaves_.scores(X)
         p1 = self._level1_proba(X, scores)
+        if within is not None:
+            self._confine(p1, scores, within)
         choices = [self._choose(p1[i], scores[i : i + 1]) for i in range(len(texts))]
         leaves = np.array([c[1] for c in choices])
         terms = self._matched_terms(X, leaves) if explain else [[] for _ in texts]
         return [self._prediction(p1[i], *choices[i], terms[i]) for i in range(len(texts))]
+
+    def _confine(self, p1: np.ndarray, scores: np.ndarray, within: Sequence[str | None]) -> None:
+        keys = self.leaves_.leaf_keys_
+        for i, node in enumerate(within):
+            if not node or node.split("/")[0] not in self.classes_:
+                continue
+            p1[i] = 0.0
+            p1[i, self.classes_.index(node.split("/")[0])] = 1.0
+            outside = [j for j, key in enumerate(keys)
+                       if not (key == node or key.startswith(node + "/"))]
+            scores[i, outside] = -10.0  # far below any cosine: never chosen
 
     def _choose(self, p1: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, int, float, list]:
         """Top-level order, best leaf under the best top level, its probability, top-k pairs."""

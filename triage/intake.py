@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from models.artifacts import LoadedModel
 from models.classifier import PathPrediction
+from models.memory import CorrectionMemory, Recall
 from triage import store
 from triage.dispatch import Dispatcher, Route
 from triage.errors import InvalidTicketError, NotFoundError
@@ -42,15 +43,38 @@ def dispatcher_of(loaded: LoadedModel) -> Dispatcher:
 
 def predict_records(
     *, loaded: LoadedModel, settings: Settings, texts: list[str], explain: bool = True,
-    exclude: list[list[str]] | None = None,
+    exclude: list[list[str]] | None = None, memory: CorrectionMemory | None = None,
 ) -> list[dict[str, Any]]:
-    """Classify and route appeals: the stored form of each prediction."""
-    predictions = loaded.model.predict_paths(texts, explain=explain)
+    """Classify and route appeals: the stored form of each prediction.
+
+    Staff corrections come first: an appeal like a corrected one (``memory``) takes the
+    corrected sub-item (its leaf chosen under the corrected node) and department.
+    """
+    recalls = memory.recall(texts) if memory is not None and len(memory) else [None] * len(texts)
+    predictions = loaded.model.predict_paths(
+        texts, explain=explain, within=[r.subitem if r else None for r in recalls])
     routes = dispatcher_of(loaded).route(
         texts, [p.subitem for p in predictions], default_unit=settings.default_department,
         exclude=exclude)
-    return [prediction_record(p, r, version=loaded.version)
-            for p, r in zip(predictions, routes, strict=True)]
+    records = [prediction_record(p, r, version=loaded.version)
+               for p, r in zip(predictions, routes, strict=True)]
+    for record, route, recall in zip(records, routes, recalls, strict=True):
+        if recall is not None:
+            _apply_recall(record, route, recall)
+    return records
+
+
+def _apply_recall(record: dict[str, Any], route: Route, recall: Recall) -> None:
+    """Staff decided this complaint before: their answer replaces the model's doubts."""
+    if recall.department:
+        record.update(department=recall.department, co_departments=[], needs_review=False,
+                      review_reason=None)
+    elif recall.subitem:
+        record.update(needs_review=route.needs_review, review_reason=route.review_reason or None)
+    record["explanation"]["memory"] = {
+        "ticket_id": recall.ticket_id, "similarity": recall.similarity,
+        "subitem": recall.subitem, "department": recall.department,
+        "note": f"like ticket {recall.ticket_id}, corrected by staff"}
 
 
 def prediction_record(prediction: PathPrediction, route: Route, *, version: str) -> dict[str, Any]:
@@ -84,7 +108,8 @@ def _validate(item: TicketIn, settings: Settings) -> None:
 
 
 def create_tickets(
-    *, session: Session, loaded: LoadedModel, settings: Settings, items: list[TicketIn]
+    *, session: Session, loaded: LoadedModel, settings: Settings, items: list[TicketIn],
+    memory: CorrectionMemory | None = None,
 ) -> list[store.Ticket]:
     """Store and classify appeals in the caller's transaction (all or nothing).
 
@@ -104,7 +129,7 @@ def create_tickets(
             if item.client_id:
                 seen[item.client_id] = known
         results.append(known)
-    records = predict_records(loaded=loaded, settings=settings,
+    records = predict_records(loaded=loaded, settings=settings, memory=memory,
                               texts=[classify_text(t.title, t.text) for t in fresh])
     for ticket, record in zip(fresh, records, strict=True):
         store.add_prediction(session, ticket=ticket, prediction=record)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_batch: int = 1_000
     review_threshold: float = Field(0.35, description="leaf confidence below this needs review")
     review_threshold_level1: float = Field(0.6, description="level-1 confidence below this")
+    memory_threshold: float = Field(
+        0.5, description="cosine similarity at which a corrected appeal's answer is reused")
     default_department: str = Field(
         "市12345热线办公室", description="shown when no unit is known for a sub-item"
     )

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from models.sentiment import LoadedSentiment
-from triage import feedback
-
 from api.deps import SessionDep
 from api.schemas import EventCreate, EventPublic, FeedbackCreate, FeedbackPublic
+from models.sentiment import LoadedSentiment
+from triage import feedback
 
 router = APIRouter(prefix="/v1/tickets", tags=["feedback"])
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import ModelDep, SessionDep, SettingsDep
-from api.schemas import ReturnCreate, TicketCreate, TicketPublic, TicketsCreate, TicketsPublic
+from api.deps import MemoryDep, ModelDep, SessionDep, SettingsDep
+from api.schemas import (
+    CorrectionCreate,
+    CorrectionPublic,
+    ReturnCreate,
+    TicketCreate,
+    TicketPublic,
+    TicketsCreate,
+    TicketsPublic,
+)
 from api.views import ticket_public
-from triage import intake, returns
+from triage import intake, returns, review
 
 router = APIRouter(prefix="/v1/tickets", tags=["tickets"])
 
@@ -18,19 +26,19 @@ def _item(body: TicketCreate) -> intake.TicketIn:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketPublic)
 def create_ticket(body: TicketCreate, session: SessionDep, loaded: ModelDep,
-                  settings: SettingsDep) -> TicketPublic:
+                  settings: SettingsDep, memory: MemoryDep) -> TicketPublic:
     """Mask, store and classify one appeal; a repeated ``client_id`` returns the stored ticket."""
     [ticket] = intake.create_tickets(session=session, loaded=loaded, settings=settings,
-                                     items=[_item(body)])
+                                     items=[_item(body)], memory=memory)
     return ticket_public(ticket)
 
 
 @router.post("/batch", status_code=status.HTTP_201_CREATED, response_model=TicketsPublic)
 def create_tickets(body: TicketsCreate, session: SessionDep, loaded: ModelDep,
-                   settings: SettingsDep) -> TicketsPublic:
+                   settings: SettingsDep, memory: MemoryDep) -> TicketsPublic:
     """Up to 1,000 appeals, stored all together or not at all."""
     tickets = intake.create_tickets(session=session, loaded=loaded, settings=settings,
-                                    items=[_item(t) for t in body.tickets])
+                                    items=[_item(t) for t in body.tickets], memory=memory)
     data = [ticket_public(t) for t in tickets]
     return TicketsPublic(data=data, count=len(data))
 
@@ -50,3 +58,16 @@ def return_ticket(ticket_id: int, body: ReturnCreate, session: SessionDep, loade
     ticket = returns.record_return(session=session, loaded=loaded, settings=settings,
                                    ticket_id=ticket_id, unit=body.unit, reason=body.reason)
     return ticket_public(ticket, with_corrections=True)
+
+
+@router.post("/{ticket_id}/corrections", status_code=status.HTTP_201_CREATED,
+             response_model=CorrectionPublic)
+def correct_ticket(ticket_id: int, body: CorrectionCreate, session: SessionDep,
+                   loaded: ModelDep, memory: MemoryDep) -> CorrectionPublic:
+    """A reviewer's fix (sub-item at any level, department, sentiment); reused at once for the
+    same complaint reworded. The prediction it corrects is kept as it was."""
+    row = review.record_correction(
+        session=session, loaded=loaded, memory=memory, ticket_id=ticket_id, subitem=body.subitem,
+        department=body.department, sentiment=body.sentiment, reviewer=body.reviewer,
+        note=body.note)
+    return CorrectionPublic.model_validate(row, from_attributes=True)
