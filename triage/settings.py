@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from triage.performance import PerformanceSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,7 +21,8 @@ class Settings(BaseSettings):
         'sqlite:////tmp/t/triage.db'
     """
 
-    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRIAGE_", env_file=".env", extra="ignore",
+                                      env_nested_delimiter="__")
 
     environment: str = Field("development", description="development | production")
     home: Path = Field(Path("var"), description="data directory: SQLite file, model registry, caches")
@@ -30,6 +33,10 @@ class Settings(BaseSettings):
     sentiment_model: Path | None = Field(
         None, description="a sentiment version directory; unset: the active one in home, "
         "trained from datasets/feedback_gold.csv on first start")
+    performance: PerformanceSettings = Field(
+        default_factory=PerformanceSettings,
+        description="deadlines, weights and thresholds of the performance results "
+        "(e.g. TRIAGE_PERFORMANCE__RECEIPT_HOURS=4)")
     host: str = "127.0.0.1"
     port: int = 8000
     timezone: str = Field("Asia/Shanghai", description="zone of timestamps sent without one")
