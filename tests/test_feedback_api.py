@@ -67,3 +67,50 @@ def test_events_are_recorded_in_order(client: TestClient, ticket_id: int) -> Non
     bad = client.post(f"/v1/tickets/{ticket_id}/events", json={"type": "finished"})
     assert bad.status_code == 422 and "dispatched" in bad.json()["detail"]
     assert client.post("/v1/tickets/999/events", json={"type": "closed"}).status_code == 404
+
+
+def _handle(client: TestClient, unit: str, day: str, rating: str | None, text: str | None,
+            resolved: bool = True, received_after_minutes: int = 30) -> int:
+    ticket = client.post("/v1/tickets", json={"text": APPEAL}).json()["id"]
+    received = f"{day}T09:{received_after_minutes:02d}:00+08:00" if received_after_minutes < 60 \
+        else f"{day}T12:00:00+08:00"
+    for kind, at in (("dispatched", f"{day}T09:00:00+08:00"), ("received", received),
+                     ("resolved" if resolved else "unresolved", f"{day}T15:00:00+08:00"),
+                     ("closed", f"{day}T16:00:00+08:00")):
+        client.post(f"/v1/tickets/{ticket}/events", json={"type": kind, "unit": unit, "at": at})
+    if rating or text:
+        client.post(f"/v1/tickets/{ticket}/feedback", json={"rating": rating, "text": text})
+    return ticket
+
+
+def test_satisfaction_report_by_unit_with_reasons(client: TestClient) -> None:
+    a, b = "东城区城市管理和综合执法局", "东城区和平街道办事处"
+    _handle(client, a, "2026-11-02", "满意", "很快就处理好了，满意")
+    _handle(client, a, "2026-11-03", "基本满意", None)
+    _handle(client, b, "2026-11-04", "不满意", "推来推去一个月没人管", resolved=False,
+            received_after_minutes=180)
+    _handle(client, b, "2026-11-05", None, "态度很差，根本没解决")  # sentiment stands in
+    _handle(client, a, "2026-12-20", "满意", None)  # outside the period
+    response = client.get("/v1/reports/satisfaction", params={"from": "2026-11-01",
+                                                              "to": "2026-11-30"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["tickets"] == 4
+    units = {u["unit"]: u for u in body["by_unit"]}
+    assert units[a]["satisfaction_rate"] == pytest.approx((1 + 0.8) / 2)
+    assert units[b]["satisfaction_rate"] == 0.0
+    assert units[b]["counts"]["rated_by_sentiment"] == 1
+    assert units[b]["response_rate"] == 0.5 and units[a]["rank"] == 1
+    reasons = {r["reason"]: r for r in body["top_reasons"]}
+    assert reasons["passed_the_buck"]["examples"] == ["推来推去一个月没人管"]
+    only_b = client.get("/v1/reports/satisfaction",
+                        params={"from": "2026-11-01", "to": "2026-11-30", "unit": b}).json()
+    assert [u["unit"] for u in only_b["by_unit"]] == [b]
+
+
+def test_report_dates_are_checked(client: TestClient) -> None:
+    bad = client.get("/v1/reports/satisfaction", params={"from": "2026-13-01", "to": "2026-11-30"})
+    assert bad.status_code == 422 and "from" in bad.json()["detail"]
+    backwards = client.get("/v1/reports/satisfaction",
+                           params={"from": "2026-11-30", "to": "2026-11-01"})
+    assert backwards.status_code == 422 and "before" in backwards.json()["detail"]
