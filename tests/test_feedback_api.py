@@ -114,3 +114,20 @@ def test_report_dates_are_checked(client: TestClient) -> None:
     backwards = client.get("/v1/reports/satisfaction",
                            params={"from": "2026-11-30", "to": "2026-11-01"})
     assert backwards.status_code == 422 and "before" in backwards.json()["detail"]
+
+
+def test_report_page_and_exports(client: TestClient) -> None:
+    unit = "东城区城市管理和综合执法局"
+    _handle(client, unit, "2026-11-02", "不满意", "推来推去一个月没人管，电话13812345678")
+    page = client.get("/reports/satisfaction", params={"from": "2026-11-01", "to": "2026-11-30"})
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert unit in page.text and "推诿扯皮" in page.text and "<svg" in page.text
+    assert "13812345678" not in page.text and "[手机号]" in page.text
+    csv_export = client.get("/v1/reports/satisfaction/export",
+                            params={"from": "2026-11-01", "to": "2026-11-30", "format": "csv"})
+    assert csv_export.status_code == 200
+    lines = csv_export.content.decode("utf-8").splitlines()
+    assert lines[0].startswith("rank,unit,dispatched") and unit in lines[1]
+    xlsx = client.get("/v1/reports/satisfaction/export",
+                      params={"from": "2026-11-01", "to": "2026-11-30", "format": "xlsx"})
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"

@@ -145,3 +145,45 @@ def _formulas(perf: PerformanceSettings) -> dict[str, str]:
 
 def today() -> date:
     return datetime.now(UTC).date()
+
+
+UNIT_COLUMNS = ["rank", "unit", "dispatched", "response_rate", "resolution_rate",
+                "satisfaction_rate", "on_time_rate", "return_rate", "rehandling_rate", "composite",
+                "warning", "rated", "rated_by_sentiment", "satisfied", "basic", "dissatisfied",
+                "warning_reasons"]
+
+
+def unit_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The by-unit table of a report, flat, for CSV/XLSX."""
+    rows = []
+    for r in report["by_unit"]:
+        counts = r["counts"]
+        rows.append({
+            **{k: r.get(k) for k in UNIT_COLUMNS if k in r},
+            **{k: counts.get(k) for k in ("dispatched", "rated", "rated_by_sentiment",
+                                          "satisfied", "basic", "dissatisfied")},
+            "warning_reasons": "|".join(r.get("warning_reasons", [])),
+        })
+    return rows
+
+
+def write_xlsx(path: Any, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """One sheet with a header row."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "by_unit"
+    sheet.append(columns)
+    for row in rows:
+        sheet.append([row.get(c) for c in columns])
+    book.save(path)
+
+
+def write_unit_csv(handle: Any, rows: list[dict[str, Any]]) -> None:
+    """The by-unit table as CSV into an open text handle."""
+    import csv
+
+    writer = csv.DictWriter(handle, fieldnames=UNIT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)

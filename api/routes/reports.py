@@ -1,27 +1,76 @@
-"""Satisfaction reports."""
+"""Satisfaction reports: JSON, an HTML page with charts, CSV/XLSX export."""
 
 from __future__ import annotations
 
+import io
+import tempfile
 from datetime import date
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-
-from triage import reports
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
 
 from api.deps import SessionDep, SettingsDep
+from triage import reports
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(tags=["reports"])
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+REASON_NAMES = {"not_resolved": "问题未解决", "slow": "办理拖延", "poor_attitude": "态度差",
+                "passed_the_buck": "推诿扯皮", "reply_unclear": "答复不清", "repeat_problem": "问题反复",
+                "other": "其他"}
+
+From = Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")]
+To = Annotated[date, Query(alias="to", description="last day, YYYY-MM-DD")]
+Unit = Annotated[str | None, Query(description="one unit only")]
+Subitem = Annotated[str | None, Query(description="a node path: its sub-items only")]
 
 
-@router.get("/satisfaction")
-def satisfaction(
-    session: SessionDep, settings: SettingsDep,
-    start: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
-    end: Annotated[date, Query(alias="to", description="last day, YYYY-MM-DD")],
-    unit: Annotated[str | None, Query(description="one unit only")] = None,
-    subitem: Annotated[str | None, Query(description="a node path: its sub-items only")] = None,
-) -> dict[str, Any]:
-    """Rates by unit (with rank and warnings), by sub-item, weekly trend and top reasons."""
+def _report(session: Any, settings: Any, start: date, end: date, unit: str | None,
+            subitem: str | None) -> dict[str, Any]:
     return reports.satisfaction_report(session=session, settings=settings, start=start, end=end,
                                        unit=unit or None, subitem=subitem or None)
+
+
+@router.get("/v1/reports/satisfaction")
+def satisfaction(session: SessionDep, settings: SettingsDep, start: From, end: To,
+                 unit: Unit = None, subitem: Subitem = None) -> dict[str, Any]:
+    """Rates by unit (with rank and warnings), by sub-item, weekly trend and top reasons."""
+    return _report(session, settings, start, end, unit, subitem)
+
+
+@router.get("/v1/reports/satisfaction/export")
+def export(session: SessionDep, settings: SettingsDep, start: From, end: To,
+           unit: Unit = None, subitem: Subitem = None,
+           format: Literal["csv", "xlsx"] = "csv") -> Response:
+    """The by-unit table as CSV (UTF-8, no BOM) or XLSX."""
+    rows = reports.unit_rows(_report(session, settings, start, end, unit, subitem))
+    name = f"satisfaction_{start}_{end}.{format}"
+    headers = {"content-disposition": f'attachment; filename="{name}"'}
+    if format == "csv":
+        buffer = io.StringIO()
+        reports.write_unit_csv(buffer, rows)
+        return Response(buffer.getvalue().encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers=headers)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        reports.write_xlsx(path, reports.UNIT_COLUMNS, rows)
+        data = path.read_bytes()
+    return Response(data, headers=headers, media_type=(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+
+
+@router.get("/reports/satisfaction", response_class=HTMLResponse)
+def page(request: Request, session: SessionDep, settings: SettingsDep,
+         start: Annotated[date | None, Query(alias="from")] = None,
+         end: Annotated[date | None, Query(alias="to")] = None,
+         unit: Unit = None, subitem: Subitem = None) -> HTMLResponse:
+    """The report page for staff (Chinese), charts drawn as SVG; defaults to this month."""
+    today = reports.today()
+    start = start or today.replace(day=1)
+    end = end or today
+    report = _report(session, settings, start, end, unit, subitem)
+    return templates.TemplateResponse(request, "report.html", {
+        "report": report, "unit": unit, "subitem": subitem, "reason_names": REASON_NAMES,
+        "basic_weight": settings.performance.basic_weight})
