@@ -214,6 +214,62 @@ def sentiment(
 
 
 @app.command()
+def report(
+    start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
+    end: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD")],
+    output: Annotated[Path, typer.Option(help="file to write: .csv, .xlsx, .json or .html")],
+    unit: Annotated[str | None, typer.Option(help="one unit only")] = None,
+    subitem: Annotated[str | None, typer.Option(help="a node path: its sub-items only")] = None,
+) -> None:
+    """The satisfaction report of a period from the database (TRIAGE_DATABASE_URL)."""
+    from datetime import date
+
+    from triage import reports
+    from triage.store import make_engine, make_session_factory, migrate
+
+    settings = get_settings()
+    suffix = output.suffix.lower()
+    if suffix not in {".csv", ".xlsx", ".json", ".html"}:
+        _fail(TriageError(f"{output}: write .csv, .xlsx, .json or .html"))
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        _fail(TriageError(f"dates are YYYY-MM-DD ({exc})"))
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    try:
+        with make_session_factory(engine)() as session:
+            data = reports.satisfaction_report(session=session, settings=settings, start=first,
+                                               end=last, unit=unit, subitem=subitem)
+    except TriageError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    _write_report(data, output, settings)
+    console.print(f"wrote the report of {data['tickets']} tickets to {output}")
+
+
+def _write_report(data: dict, output: Path, settings) -> None:
+    from triage import reports
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    suffix = output.suffix.lower()
+    if suffix == ".json":
+        output.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    elif suffix == ".csv":
+        write_csv(output, reports.UNIT_COLUMNS, reports.unit_rows(data))
+    elif suffix == ".xlsx":
+        reports.write_xlsx(output, reports.UNIT_COLUMNS, reports.unit_rows(data))
+    else:
+        from api.routes.reports import REASON_NAMES, templates
+
+        html = templates.get_template("report.html").render(
+            report=data, unit=None, subitem=None, reason_names=REASON_NAMES,
+            basic_weight=settings.performance.basic_weight)
+        output.write_text(html, encoding="utf-8")
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,

@@ -176,3 +176,20 @@ def test_train_sentiment_names_bad_labels(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train-sentiment", "--data", str(data), "--text-column", "review",
                                  "--label-column", "label", "--output", str(tmp_path / "s")])
     assert result.exit_code == 2 and "maybe" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".json", ".html"])
+def test_report_writes_every_format(home: Path, tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"report{suffix}"
+    result = runner.invoke(app, ["report", "--from", "2026-11-01", "--to", "2026-11-30",
+                                 "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and out.stat().st_size > 0
+    if suffix == ".json":
+        assert json.loads(out.read_text(encoding="utf-8"))["tickets"] == 0
+
+
+def test_report_refuses_bad_dates(home: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "--from", "2026-11-31", "--to", "2026-11-30",
+                                 "--output", str(tmp_path / "r.csv")])
+    assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
