@@ -213,6 +213,37 @@ def sentiment(
     console.print(f"wrote {len(rows)} rows to {output} ({negative} negative)")
 
 
+@app.command("import")
+def import_file(
+    kind: Annotated[str, typer.Argument(help="feedback | events")],
+    file: Annotated[Path, typer.Argument(help="CSV/XLSX/JSONL: feedback has ticket_id, rating, "
+                                             "text, channel, at; events have ticket_id, type, "
+                                             "unit, at")],
+) -> None:
+    """Import return-visit feedback or handling events, all rows or none (bad rows are named)."""
+    from training.sentiment import ensure_default_sentiment
+    from triage.feedback import import_rows
+    from triage.store import make_engine, make_session_factory, migrate
+
+    if kind not in {"feedback", "events"}:
+        _fail(TriageError(f"import what? {kind!r}: say feedback or events"))
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        table = read_table(file)
+        migrate(engine)
+        sentiment = ensure_default_sentiment(settings) if kind == "feedback" else None
+        with make_session_factory(engine)() as session:
+            count = import_rows(session=session, rows=table.rows, row_numbers=table.row_numbers,
+                                kind=kind, sentiment=sentiment)
+            session.commit()
+    except TriageError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    console.print(f"imported {count} {kind} rows from {file}")
+
+
 @app.command()
 def report(
     start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],

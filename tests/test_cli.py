@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,51 @@ def test_report_refuses_bad_dates(home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", "--from", "2026-11-31", "--to", "2026-11-30",
                                  "--output", str(tmp_path / "r.csv")])
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
+
+
+def _ticket_in(home: Path) -> int:
+    from triage.settings import get_settings
+    from triage.store import add_ticket, make_engine, make_session_factory, migrate, session_scope
+
+    engine = make_engine(get_settings().database_url)
+    migrate(engine)
+    with session_scope(make_session_factory(engine)) as session:
+        ticket_id = add_ticket(session, text="路灯坏了", title=None, channel=None, client_id=None,
+                               received_at=datetime(2026, 11, 2, tzinfo=UTC)).id
+    engine.dispose()
+    return ticket_id
+
+
+def test_import_events_and_feedback_then_report(home: Path, tmp_path: Path) -> None:
+    ticket = _ticket_in(home)
+    events = tmp_path / "events.csv"
+    events.write_text("ticket_id,type,unit,at\n"
+                      f"{ticket},dispatched,市城市管理局,2026-11-02T09:00:00+08:00\n"
+                      f"{ticket},received,市城市管理局,2026-11-02T09:30:00+08:00\n"
+                      f"{ticket},closed,市城市管理局,2026-11-03T09:30:00+08:00\n", encoding="utf-8")
+    result = runner.invoke(app, ["import", "events", str(events)])
+    assert result.exit_code == 0, result.output
+    feedback = tmp_path / "feedback.csv"
+    feedback.write_text(f"ticket_id,rating,text,channel,at\n{ticket},5,修得很快，满意,phone,\n",
+                        encoding="utf-8")
+    assert runner.invoke(app, ["import", "feedback", str(feedback)]).exit_code == 0
+    out = tmp_path / "r.json"
+    assert runner.invoke(app, ["report", "--from", "2026-11-01", "--to", "2026-11-30",
+                               "--output", str(out)]).exit_code == 0
+    [unit] = json.loads(out.read_text(encoding="utf-8"))["by_unit"]
+    assert unit["unit"] == "市城市管理局" and unit["satisfaction_rate"] == 1.0
+
+
+def test_import_is_all_or_nothing_and_names_rows(home: Path, tmp_path: Path) -> None:
+    ticket = _ticket_in(home)
+    events = tmp_path / "events.csv"
+    events.write_text("ticket_id,type,unit,at\n"
+                      f"{ticket},dispatched,市城市管理局,2026-11-02T09:00:00+08:00\n"
+                      f"{ticket},finished,市城市管理局,2026-11-02T09:30:00+08:00\n"
+                      f"999,closed,市城市管理局,yesterday\n", encoding="utf-8")
+    result = runner.invoke(app, ["import", "events", str(events)])
+    assert result.exit_code == 2
+    assert "row 3" in result.output and "row 4" in result.output and "nothing was imported" in result.output
+    out = tmp_path / "r.json"
+    runner.invoke(app, ["report", "--from", "2026-11-01", "--to", "2026-11-30", "--output", str(out)])
+    assert json.loads(out.read_text(encoding="utf-8"))["tickets"] == 0

@@ -327,3 +327,15 @@ def test_returns_are_recorded_with_the_ticket(factory: sessionmaker[Session]) ->
         assert stored is not None
         assert [(r.unit, r.reason) for r in stored.returns] == [
             ("东城区和平街道办事处", "不属于本单位职责")]
+
+
+def test_savepoint_inside_a_rolled_back_transaction_stores_nothing(
+        factory: sessionmaker[Session]) -> None:
+    """A released savepoint is part of its transaction (pysqlite would otherwise commit it)."""
+    session = factory()
+    with session.begin_nested():
+        _ticket(session, client_id="nested-1")
+    session.rollback()
+    session.close()
+    with session_scope(factory) as check:
+        assert get_ticket_by_client_id(check, "nested-1") is None

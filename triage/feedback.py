@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models.sentiment import LoadedSentiment
 from triage import store
-from triage.errors import InvalidTicketError
+from triage.errors import InputFileError, InvalidTicketError, TriageError
 from triage.intake import get_ticket
 from triage.text import clean
 
@@ -73,3 +73,51 @@ def record_event(
     ticket = get_ticket(session=session, ticket_id=ticket_id)
     return store.add_event(session, ticket=ticket, type=type, unit=(unit or "").strip() or None,
                            at=_moment(at))
+
+
+def import_rows(
+    *, session: Session, rows: list[dict[str, str]], row_numbers: list[int], kind: str,
+    sentiment: LoadedSentiment | None = None,
+) -> int:
+    """Import feedback (``ticket_id, rating, text, channel, at``) or events (``ticket_id, type,
+    unit, at``) rows, all or none: every bad row is named in one error and nothing is stored."""
+    problems: list[str] = []
+    done = 0
+    for row, number in zip(rows, row_numbers, strict=True):
+        try:
+            with session.begin_nested():
+                _import_one(session, row, kind, sentiment)
+            done += 1
+        except (TriageError, ValueError) as exc:
+            problems.append(f"row {number}: {getattr(exc, 'message', str(exc))}")
+    if problems:
+        session.rollback()
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20
+                                            else "")
+        raise InputFileError(f"nothing was imported: {shown}")
+    return done
+
+
+def _import_one(session: Session, row: dict[str, str], kind: str,
+                sentiment: LoadedSentiment | None) -> None:
+    raw_id = (row.get("ticket_id") or "").strip()
+    if not raw_id.isdigit():
+        raise InvalidTicketError(f"ticket_id {raw_id!r} is not a ticket number")
+    at = _parse_time(row.get("at"))
+    if kind == "events":
+        record_event(session=session, ticket_id=int(raw_id), type=(row.get("type") or "").strip(),
+                     unit=row.get("unit"), at=at)
+        return
+    assert sentiment is not None
+    record_feedback(session=session, sentiment=sentiment, ticket_id=int(raw_id),
+                    rating=row.get("rating") or None, text=row.get("text") or None,
+                    channel=row.get("channel") or None, at=at)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value or not value.strip():
+        return None
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidTicketError(f"at {value!r} is not a time like 2026-11-02T09:30:00+08:00") from None

@@ -39,6 +39,9 @@ def _is_memory_sqlite(url: URL) -> bool:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # pysqlite's own transaction handling would let RELEASE SAVEPOINT commit for good; hand
+    # BEGIN to SQLAlchemy instead (its documented recipe), so savepoints nest in a real transaction.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -65,7 +68,12 @@ def make_engine(url: str | URL) -> Engine:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, json_serializer=_json_dumps, **kwargs)
     event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
