@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-
 from conftest import DATASETS
+
 from triage.address import Gazetteer
 from triage.dispatch import Dispatcher, unit_district_of
 from triage.routing import ResponsibilityList

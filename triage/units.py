@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "UnitMention", "find_units", "handling_unit", "local_body", "place_of", "place_unit",
-    "standard_unit", "unit_category",
+    "relocate", "standard_unit", "unit_category",
 ]
 
 # Standard short body -> the spellings found in replies (longest spelling wins when matching).
@@ -135,7 +135,8 @@ _STOP_NAMES = {"乡镇", "城区", "所在", "辖区", "属地", "相关", "当�
                "街道", "社区", "问题", "居民", "全市", "全区", "全县", "集镇", "城镇", "村镇", "目前", "现在",
                "正在", "近期", "当前", "同时", "今年", "去年", "立即", "联系", "咨询", "致电"}
 _MIDDLE_STOP = set("的了在是与及对将已被把从给让使就也都或经于")
-_VERB_ENDS = ("联合", "协调", "配合", "组织", "通知", "要求", "督促", "会同", "整治", "责成")
+_VERB_ENDS = ("联合", "协调", "配合", "组织", "通知", "要求", "督促", "会同", "整治", "责成", "安排",
+              "负责", "协助", "落实")
 _GENERIC_STOP = (_STOP_CHARS - set("市区县省有无")) | set("了派安排装置全部请向给让")
 # What follows a unit that says it handled the case (A3区洋湖街道高度重视, 经区住建局核实 ...).
 _ACTS = re.compile(r"^(?:[、和及与][^，。！？；]{2,14}?)?(?:党委政府|党委|、?政府|领导|主要负责人|相关负责人|"
@@ -191,6 +192,7 @@ def _local_name(text: str, end: int) -> tuple[int, str]:
         cut = 2 if name[:2] in _STOP_NAMES else 1  # 经同升 -> 同升, but 和平 stays 和平
         name, start = name[cut:], start + cut
     if (len(name) < 2 or name in _STOP_NAMES or name.endswith(_VERB_ENDS) or "乡镇" in name
+            or "小区" in name
             or any(c in _MIDDLE_STOP for c in name[1:]) or name[0] in _STOP_CHARS - set("和平东西南北")):
         return end, ""
     return start, name
@@ -208,7 +210,7 @@ def _named_district(text: str, end: int) -> str:
     before = text[end - 4 : end - 3]
     boundary = not before or not re.match(f"[{_CJK}]", before) or before in _STOP_CHARS
     if not re.fullmatch(f"[{_CJK}]{{2}}[区县]", name) or not boundary or name[1:] in _NOT_DISTRICT \
-            or name[0] in _STOP_CHARS:
+            or any(c in _STOP_CHARS for c in name[:2]):
         return ""
     return name
 
@@ -268,6 +270,8 @@ def _generic(text: str, taken: list[tuple[int, int]]) -> list[UnitMention]:
                and text[start - 1] not in _GENERIC_STOP):
             start -= 1
         words = text[start : m.start()]
+        verb = max((words.rfind(v) + 2 for v in _VERB_ENDS if v in words), default=0)
+        words, start = words[verb:], start + verb  # 配合市劳动监察大队 -> 市劳动监察大队
         code = _code_before(text, start)
         place = code.group(0).replace(" ", "") if code else ""
         if words[:1] in {"市", "区", "县", "省"}:
@@ -298,12 +302,26 @@ def find_units(text: str) -> list[UnitMention]:
 
 
 def place_of(text: str) -> str:
-    """The first district/county code (``A3区``, ``K11县``) a text names, else its city (``A市``)."""
-    codes = re.findall(r"[A-Z]\d{1,2} ?[区县市]", str(text))
-    if codes:
-        return codes[0].replace(" ", "")
-    city = re.search(r"[A-Z] ?市", str(text))
+    """The first district or county a text names (``A3区``, ``K11县``, ``东城区``), else its city
+    (``A市``), else ``""``."""
+    text = str(text)
+    county = _county(text)
+    if county:
+        return county
+    city = re.search(r"[A-Z] ?市", text)
     return city.group(0).replace(" ", "") if city else ""
+
+
+def _county(text: str) -> str:
+    """The first district or county code, or district named in words, that a text names."""
+    code = re.search(r"[A-Z]\d{1,2} ?[区县市]", text)
+    if code:
+        return code.group(0).replace(" ", "")
+    for m in re.finditer("[区县]", text):
+        named = _named_district(text, m.end())
+        if named:
+            return named
+    return ""
 
 
 def _fill_place(unit: UnitMention, text: str) -> str:
@@ -335,7 +353,8 @@ def _bare_local(text: str, kind: str) -> str:
     suffix = {"town": "镇", "township": "乡", "street": "街道"}.get(kind)
     if not suffix:
         return ""
-    names = [_local_name(text, m.start())[1] for m in re.finditer(suffix, text)]
+    # 乡村 / 镇街 are words, not a township or town named 安排乡 ...
+    names = [_local_name(text, m.start())[1] for m in re.finditer(suffix + "(?![村镇街里亲下])", text)]
     names = [n for n in names if n]
     return max(names, key=names.count) + _LOCAL_BODY[kind] if names else ""
 
@@ -414,6 +433,7 @@ def standard_unit(name: str) -> str:
 def local_body(name: str) -> str:
     """The unit a name stands for anywhere, without its place (``A3区住建局`` -> ``住建局``,
     ``洋湖街道办事处`` -> ``街道办事处``)."""
+    name = str(name).removeprefix("属地")  # 属地街道办事处: the street office of the place
     unit = _whole(name)
     return unit.body if unit else re.sub(f"^(?:{_CODE})+|^[省市区县]", "", standard_unit(name))
 
@@ -428,16 +448,12 @@ def unit_category(name: str) -> str:
     return ""
 
 
-def _county(text: str) -> str:
-    code = re.search(r"[A-Z]\d{1,2} ?[区县市]", text)
-    return code.group(0).replace(" ", "") if code else ""
-
-
 def place_unit(body: str, text: str) -> str:
     """The unit ``body`` (a place-free name) of the place an appeal names.
 
-    A street, town or township named in the text is used for those bodies; a district or county
-    code (else the city's, else 市) stands before the name.
+    A street, town, township, community, village or police station named in the text is used for
+    those bodies (a community or village of no name falls back to its street or town, a police
+    station to the 公安局); a district or county (else the city's code, else 市) stands before it.
 
     Example:
         >>> place_unit("住建局", "A3区洋湖街道某小区漏水")
@@ -447,9 +463,37 @@ def place_unit(body: str, text: str) -> str:
     """
     text = str(text)
     kind = _BODY_KIND.get(body)
+    if kind is None:
+        return (place_of(text) or "市") + body
+    county = _county(text)
+    named = [u for u in find_units(text) if u.kind == kind and u.name != u.body]
+    if named:
+        return county + named[0].name.removeprefix(named[0].place)
     if kind in {"street", "town", "township"}:
-        local = _bare_local(text, kind)
-        return _county(text) + (local or body)
-    if kind:
-        return _county(text) + body
-    return (place_of(text) or "市") + body
+        return county + (_bare_local(text, kind) or body)
+    if kind == "police":
+        return (county or place_of(text) or "市") + "公安局"
+    up = "town" if kind == "village" and "镇" in text else "street"
+    return county + (_bare_local(text, up) or _LOCAL_BODY[up])
+
+
+_NAME_PLACE = re.compile(r"(?:([A-Z])(?:\d{1,2}[区县]|市)|市)(?![\u4e00-\u9fff]{0,3}[区县])")
+
+
+def relocate(name: str, text: str) -> str:
+    """A placed unit name moved to the place an appeal names, when that place differs.
+
+    ``A7县教育局`` for an appeal from ``A5区`` is ``A5区教育局``; for one from ``C市`` it is
+    ``C市教育局``; ``市教育局`` for an appeal from ``C市`` is ``C市教育局``. Names of a street,
+    town or named district, and appeals that name no place code, are left as they are.
+    """
+    m = _NAME_PLACE.match(name)
+    if not m or _BODY_KIND.get(local_body(name)):
+        return name
+    district = re.search(r"[A-Z]\d{1,2}[区县]", text)
+    letter = re.search(r"([A-Z])\d{0,2} ?[市区县]", text)
+    if district and re.match(r"[A-Z]\d", name) and district.group(0) != m.group(0):
+        return district.group(0) + name[m.end() :]
+    if letter and letter.group(1) != m.group(1):
+        return letter.group(1) + "市" + name[m.end() :]
+    return name

@@ -1,0 +1,109 @@
+"""Reading the handling unit from a government reply, and standard unit names (triage.units)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SHARED, needs_shared
+
+from triage.tables import read_table
+from triage.units import (
+    find_units,
+    handling_unit,
+    local_body,
+    place_unit,
+    relocate,
+    standard_unit,
+    unit_category,
+)
+
+# Hand-written reply snippets in the style of the shared replies, with the unit a dispatcher
+# would have routed each appeal to.
+REPLIES = [
+    ("网友您好！A3区洋湖街道高度重视，立即组织人员到现场核实，现回复如下：该处垃圾已清运。",
+     "A3区洋湖街道办事处"),
+    ("您好！经A5区住房和城乡建设局调查核实，该小区外墙渗水属实，已督促开发商维修。",
+     "A5区住建局"),
+    ("网友：您好！您的留言我局已收悉，高度重视，现将有关情况回复如下：该工地已停工整改。"
+     "感谢您对我们工作的支持！A3区住房和城乡建设局2019年5月8日", "A3区住建局"),
+    ("您好，您反映的问题已转交K11县教育局核实、办复。2019年3月2日", "K11县教育局"),
+    ("市住建局及时将您反映的问题交由市房屋交易管理中心办理，现回复如下：网签系统已修复。",
+     "市住建局"),
+    ("您好！您反映的情况我镇已收悉。白马渡镇党委政府高度重视，已安排人员调查。我镇将继续跟进。",
+     "白马渡镇人民政府"),
+    ("网友您好，经同升街道核实，该快递点收费属实，已责令整改。", "同升街道办事处"),
+    ("您好！收到投诉后，市公安局交通警察支队高度重视，已在该路口增设电子警察。", "市交警支队"),
+]
+
+
+@pytest.mark.parametrize(("reply", "unit"), REPLIES)
+def test_the_unit_that_handled_the_appeal_is_read_with_its_place(reply: str, unit: str) -> None:
+    assert handling_unit(reply) == unit
+
+
+def test_a_reply_that_names_no_unit_gives_none() -> None:
+    assert handling_unit("网友您好，您反映的问题已收悉，相关部门正在处理，感谢您的关心和支持！") is None
+    assert handling_unit("") is None
+
+
+def test_wo_ju_alone_is_resolved_only_by_a_name_elsewhere_in_the_reply() -> None:
+    assert handling_unit("您好，我局已收悉，正在研究。") is None
+    assert handling_unit("您好，我局已收悉，正在研究。C市教育局") == "C市教育局"
+
+
+def test_a_bare_district_takes_the_code_the_reply_names() -> None:
+    reply = "您好！您反映的A5区黄兴路问题，经区城管局核实，已安排清理。"
+    assert handling_unit(reply) == "A5区城管局"
+
+
+def test_units_are_found_in_reading_order_with_their_places() -> None:
+    names = [u.name for u in find_units("经A3区住房和城乡建设局核实，洋湖街道已处理，大桥社区配合。")]
+    assert names == ["A3区住建局", "洋湖街道办事处", "大桥社区"]
+
+
+@pytest.mark.parametrize(("cell", "standard"), [
+    ("A3区住房和城乡建设局", "A3区住建局"),
+    ("洋湖街道", "洋湖街道办事处"),
+    ("东城区城市管理和综合执法局", "东城区城管局"),
+    ("东城区和平街道办事处", "东城区和平街道办事处"),
+    ("市卫生健康委员会", "市卫健委"),
+    ("市公安局交通警察支队", "市交警支队"),
+    ("市燃气集团", "市燃气集团"),
+])
+def test_department_cells_get_standard_short_names(cell: str, standard: str) -> None:
+    assert standard_unit(cell) == standard
+
+
+@pytest.mark.parametrize(("name", "body", "category"), [
+    ("A3区住建局", "住建局", "住建"),
+    ("洋湖街道办事处", "街道办事处", "街道乡镇"),
+    ("跳马镇人民政府", "镇人民政府", "街道乡镇"),
+    ("K11县教育局", "教育局", "教育"),
+    ("属地街道办事处", "街道办事处", "街道乡镇"),
+    ("市财政局", "财政局", ""),
+])
+def test_a_unit_has_a_place_free_body_and_a_kind(name: str, body: str, category: str) -> None:
+    assert local_body(name) == body
+    assert unit_category(name) == category
+
+
+def test_a_body_is_placed_by_the_address_an_appeal_gives() -> None:
+    appeal = "A3区洋湖街道某小区门口垃圾成堆，没人清运"
+    assert place_unit("城管局", appeal) == "A3区城管局"
+    assert place_unit("街道办事处", appeal) == "A3区洋湖街道办事处"
+    assert place_unit("镇人民政府", "我是A7县黄星镇蓝田新村村民") == "A7县黄星镇人民政府"
+    assert place_unit("教育局", "学校乱收费") == "市教育局"
+
+
+def test_a_placed_unit_moves_to_the_place_of_the_appeal() -> None:
+    assert relocate("A7县教育局", "A5区某小学乱收费") == "A5区教育局"
+    assert relocate("市运管处", "C市35路公交车发车太少") == "C市运管处"
+    assert relocate("A市公安局", "A7县星沙派出所") == "A市公安局"
+    assert relocate("A7县泉塘街道办事处", "A5区") == "A7县泉塘街道办事处"
+
+
+@needs_shared()
+def test_most_shared_replies_that_name_a_unit_give_one() -> None:
+    replies = read_table(SHARED / "teddy2020c" / "replies_train.csv").column("答复意见")[:300]
+    units = [handling_unit(r) for r in replies]
+    assert sum(u is not None for u in units) >= 0.4 * len(replies)
+    assert all(unit_category(u) or u.endswith(("局", "委", "中心", "队", "处")) for u in units if u)

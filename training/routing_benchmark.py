@@ -1,0 +1,174 @@
+"""Routing benchmark on the shared replies: is the predicted lead unit of the right kind?
+
+Each reply in ``replies_train.csv`` names the unit that handled the appeal. The gold is the type of
+that unit as the shared tool reads it (``unit_type(答复意见)``, ../shared/docs/unit-types.md); the
+router learns from the units ``handling_unit`` reads from the replies of the training folds and is
+scored on held-out appeals (5 folds, identical texts kept in one fold) by
+``unit_type(predicted lead) == gold``, on the held-out replies that name a typed unit.
+
+Run: ``.venv/bin/python -m training.routing_benchmark`` (``--shared-dir``, ``--tools-dir``,
+``--folds``; router parameters as ``--min-count`` ...). Prints the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import precision_recall_fscore_support
+from sklearn.model_selection import GroupKFold
+from sklearn.svm import LinearSVC
+
+from models.features import TextFeaturizer
+from models.router import HistoryRouter
+from training.teddy import teddy_dir
+from triage.settings import PROJECT_ROOT, get_settings
+from triage.tables import read_table
+from triage.units import handling_unit
+
+ALWAYS = "街道乡镇"
+
+
+@dataclass
+class Replies:
+    """Appeal texts (title + detail), the gold unit type, the unit read from the reply, groups."""
+
+    texts: list[str]
+    gold: list[str | None]
+    units: list[str | None]
+    groups: list[int]
+
+
+def load_unit_type(tools_dir: Path) -> Callable[[str], str | None]:
+    """The shared tool's ``unit_type`` (the official reading), imported from ``tools_dir``."""
+    if not (tools_dir / "unit_types.py").is_file():
+        raise SystemExit(f"{tools_dir}/unit_types.py not found: pass --tools-dir")
+    sys.path.insert(0, str(tools_dir))
+    from unit_types import unit_type  # type: ignore[import-not-found]
+
+    return unit_type
+
+
+def load_replies(shared_dir: Path, unit_type: Callable[[str], str | None]) -> Replies:
+    table = read_table(teddy_dir(shared_dir) / "replies_train.csv")
+    texts = [a + b for a, b in zip(table.column("留言主题"), table.column("留言详情"), strict=True)]
+    replies = table.column("答复意见")
+    seen: dict[str, int] = {}
+    return Replies(texts=texts, gold=[unit_type(r) for r in replies],
+                   units=[handling_unit(r) for r in replies],
+                   groups=[seen.setdefault(t, len(seen)) for t in texts])
+
+
+def cross_validate(data: Replies, unit_type: Callable[[str], str | None], folds: int,
+                   **params) -> dict:
+    """Held-out predicted types (router and baseline), fit times and routing time per ticket."""
+    n = len(data.texts)
+    routed: list[str | None] = [None] * n
+    baseline: list[str | None] = [None] * n
+    fit_s, route_ms, features_ms = [], [], []
+    for train, test in GroupKFold(n_splits=folds).split(np.zeros(n), groups=data.groups):
+        labelled = [i for i in train if data.units[i]]
+        start = time.perf_counter()
+        router = HistoryRouter(**params).fit([data.texts[i] for i in labelled],
+                                             [str(data.units[i]) for i in labelled])
+        fit_s.append(time.perf_counter() - start)
+        held = [data.texts[i] for i in test]
+        start = time.perf_counter()
+        X = router.featurizer_.transform(held)
+        features_ms.append((time.perf_counter() - start) * 1000 / len(test))
+        start = time.perf_counter()
+        lead = router.predict_features(X, held)
+        route_ms.append((time.perf_counter() - start) * 1000 / len(test))
+        for i, name in zip(test, lead, strict=True):
+            routed[i] = unit_type(name)
+        for i, kind in zip(test, _baseline(data, train, test), strict=True):
+            baseline[i] = kind
+    return {"routed": routed, "baseline": baseline, "fit_s": float(np.mean(fit_s)),
+            "route_ms": float(np.mean(route_ms)), "features_ms": float(np.mean(features_ms))}
+
+
+def _baseline(data: Replies, train: np.ndarray, test: np.ndarray) -> list[str]:
+    """TF-IDF (the project's features) + LinearSVC trained on the gold types themselves."""
+    typed = [i for i in train if data.gold[i]]
+    featurizer = TextFeaturizer()
+    X = featurizer.fit_transform([data.texts[i] for i in typed])
+    model = LinearSVC(random_state=0).fit(X, [data.gold[i] for i in typed])
+    return list(model.predict(featurizer.transform([data.texts[i] for i in test])))
+
+
+def single_ticket_ms(data: Replies, n: int = 200, **params) -> tuple[float, float]:
+    """Wall time of routing one ticket at a time: on features the service already has (the
+    router's part), and end to end with the router's own featurising."""
+    labelled = [i for i, u in enumerate(data.units) if u]
+    router = HistoryRouter(**params).fit([data.texts[i] for i in labelled],
+                                         [str(data.units[i]) for i in labelled])
+    sample = data.texts[:n]
+    features = [router.featurizer_.transform([text]) for text in sample]
+    router.route(sample[:5])  # warm-up: jieba's dictionary
+    start = time.perf_counter()
+    for X, text in zip(features, sample, strict=True):
+        router.route_features(X, [text])
+    added = (time.perf_counter() - start) * 1000 / len(sample)
+    start = time.perf_counter()
+    for text in sample:
+        router.route([text])
+    return added, (time.perf_counter() - start) * 1000 / len(sample)
+
+
+def report(data: Replies, unit_type: Callable[[str], str | None], result: dict) -> None:
+    typed = [i for i, g in enumerate(data.gold) if g]
+    gold = [data.gold[i] for i in typed]
+    accuracy = np.mean([result["routed"][i] == data.gold[i] for i in typed])
+    agree = np.mean([bool(data.units[i]) and unit_type(str(data.units[i])) == data.gold[i]
+                     for i in typed])
+    print(f"replies: {len(data.texts)}, with a unit read by handling_unit: "
+          f"{sum(1 for u in data.units if u)} (training labels)")
+    print(f"coverage (held-out replies naming a typed unit): {len(typed) / len(data.texts):.3f} "
+          f"({len(typed)})")
+    print(f"label quality: unit_type(handling_unit(reply)) == gold on {agree:.3f} of those")
+    print(f"TYPE ACCURACY of the predicted lead unit: {accuracy:.3f}")
+    print(f"baseline always {ALWAYS}: {np.mean([g == ALWAYS for g in gold]):.3f}")
+    print(f"baseline TF-IDF + LinearSVC on gold types: "
+          f"{np.mean([result['baseline'][i] == data.gold[i] for i in typed]):.3f}")
+    print(f"fit: {result['fit_s']:.2f} s a fold; routing {result['route_ms']:.2f} ms a ticket on "
+          f"precomputed features (+ {result['features_ms']:.2f} ms featurising), batched")
+    _per_type(gold, [result["routed"][i] or "(none)" for i in typed])
+
+
+def _per_type(gold: list, predicted: list) -> None:
+    labels = sorted(set(gold), key=lambda t: -gold.count(t))
+    p, r, _, s = precision_recall_fscore_support(gold, predicted, labels=labels, zero_division=0)
+    print(f"{'type':<8}{'precision':>10}{'recall':>8}{'support':>9}")
+    for row in zip(labels, p, r, s, strict=True):
+        print(f"{row[0]:<8}{row[1]:>10.3f}{row[2]:>8.3f}{row[3]:>9d}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared-dir", type=Path, default=get_settings().shared_dir)
+    parser.add_argument("--tools-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "tools")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=3)
+    parser.add_argument("--C", type=float, default=1.0)
+    parser.add_argument("--mention-weight", type=float, default=0.5)
+    parser.add_argument("--no-pool", action="store_true", help="lead = likeliest unit, not kind")
+    args = parser.parse_args(argv)
+    unit_type = load_unit_type(args.tools_dir)
+    data = load_replies(args.shared_dir, unit_type)
+    params = {"min_count": args.min_count, "C": args.C, "mention_weight": args.mention_weight,
+              "pool_categories": not args.no_pool}
+    print(f"router: HistoryRouter({', '.join(f'{k}={v}' for k, v in params.items())}), "
+          f"{args.folds} folds grouped by identical text")
+    report(data, unit_type, cross_validate(data, unit_type, args.folds, **params))
+    added, total = single_ticket_ms(data, **params)
+    print(f"one ticket at a time: routing adds {added:.2f} ms on features already computed "
+          f"(lead, co-handlers, similar tickets); {total:.2f} ms with its own featurising")
+
+
+if __name__ == "__main__":
+    main()
