@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.routes import feedback, meta, reports, tickets
+from api.routes import feedback, meta, reports, review, tickets
 from models.artifacts import Registry
 from models.serving import ModelHolder
 from training.jobs import ensure_default_model
@@ -49,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets.router)
     app.include_router(feedback.router)
     app.include_router(reports.router)
+    app.include_router(review.router)
     return app

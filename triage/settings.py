@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     review_threshold_level1: float = Field(0.6, description="level-1 confidence below this")
     memory_threshold: float = Field(
         0.5, description="cosine similarity at which a corrected appeal's answer is reused")
+    review_audit_every: int = Field(
+        20, ge=1, description="every Nth confident ticket joins the review queue as an audit")
+    severity_by_subitem: dict[str, float] = Field(
+        default_factory=dict, description="review severity per node path (deepest match wins)")
+    severity_keywords: list[str] = Field(
+        default_factory=lambda: ["安全", "燃气", "煤气", "坠落", "食物中毒", "火灾", "触电", "漏电",
+                                 "倒塌", "爆炸", "溺水", "欠薪跳楼", "自杀"],
+        description="words that raise a ticket's review severity")
+    severity_keyword_factor: float = 3.0
     default_department: str = Field(
         "市12345热线办公室", description="shown when no unit is known for a sub-item"
     )

@@ -1,0 +1,28 @@
+"""The review queue (JSON)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from triage import queue
+
+from api.deps import SessionDep, SettingsDep
+
+router = APIRouter(prefix="/v1/review", tags=["review"])
+
+
+@router.get("")
+def review_queue(
+    session: SessionDep, settings: SettingsDep,
+    unit: Annotated[str | None, Query(description="department of the latest prediction")] = None,
+    category: Annotated[str | None, Query(description="top-level category")] = None,
+    reason: Annotated[str | None, Query(description="review | disputed | audit, or words of "
+                                                    "the reason")] = None,
+    limit: Annotated[int, Query(ge=1, le=5_000)] = 1_000,
+) -> dict[str, Any]:
+    """Tickets that need a person, most urgent first."""
+    items = queue.review_queue(session=session, settings=settings, unit=unit or None,
+                               category=category or None, reason=reason or None, limit=limit)
+    return {"data": [i.to_dict() for i in items], "count": len(items)}

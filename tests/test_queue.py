@@ -1,0 +1,83 @@
+"""The review queue: who is in it, in which order, and how a correction takes a ticket out."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from triage.queue import urgency_of
+from triage.settings import Settings
+
+VAGUE = "你好，我想反映一下情况，希望有关部门重视一下，谢谢。"
+GAS = "东城区和平街道幸福里社区3栋楼道里一直有燃气味，担心会爆炸，物业说不归他们管。"
+CLEAR = "幼儿园突然涨保育费，每月多收八百元，也没有开家长会说明，要求退还多收的费用。"
+
+
+@pytest.fixture
+def client(trained_home: Path, tmp_path: Path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    settings = Settings(home=home, _env_file=None, review_audit_every=1000)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _post(client: TestClient, text: str, hours_ago: float = 0) -> dict:
+    at = (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat()
+    return client.post("/v1/tickets", json={"text": text, "received_at": at}).json()
+
+
+def test_unsure_and_disputed_tickets_are_queued_most_urgent_first(client: TestClient) -> None:
+    vague = _post(client, VAGUE)
+    clear = _post(client, CLEAR)
+    overdue = _post(client, VAGUE + "上周就打过电话了。", hours_ago=5)
+    client.post(f"/v1/tickets/{clear['id']}/feedback", json={"rating": "不满意", "text": "没解决"})
+    body = client.get("/v1/review").json()
+    ids = [i["ticket_id"] for i in body["data"]]
+    assert ids[0] == overdue["id"] and body["data"][0]["overdue"]
+    assert set(ids) >= {vague["id"], clear["id"], overdue["id"]}
+    disputed = next(i for i in body["data"] if i["ticket_id"] == clear["id"])
+    assert disputed["queue_reason"] == "disputed" and "群众不满意" in disputed["reasons"]
+
+
+def test_danger_words_raise_severity(trained_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    with TestClient(create_app(Settings(home=home, _env_file=None, review_audit_every=1))) as c:
+        gas, plain = _post(c, GAS), _post(c, VAGUE)
+        items = {i["ticket_id"]: i for i in c.get("/v1/review").json()["data"]}
+    assert items[gas["id"]]["severity"] == 3.0
+    assert items[plain["id"]]["severity"] == 1.0
+
+
+def test_correction_takes_a_ticket_out_and_filters_work(client: TestClient) -> None:
+    vague = _post(client, VAGUE)
+    assert vague["id"] in [i["ticket_id"] for i in client.get("/v1/review").json()["data"]]
+    client.post(f"/v1/tickets/{vague['id']}/corrections",
+                json={"subitem": "民政与社区/社区治理与邻里纠纷/社区居委会服务与作风", "reviewer": "李静"})
+    assert vague["id"] not in [i["ticket_id"] for i in client.get("/v1/review").json()["data"]]
+    none = client.get("/v1/review", params={"category": "不存在的分类"}).json()
+    assert none == {"data": [], "count": 0}
+
+
+def test_audit_sample_includes_confident_tickets(trained_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    with TestClient(create_app(Settings(home=home, _env_file=None, review_audit_every=1))) as c:
+        ticket = c.post("/v1/tickets", json={"text": CLEAR}).json()
+        assert not ticket["prediction"]["needs_review"]  # a confident prediction ...
+        items = c.get("/v1/review", params={"reason": "audit"}).json()["data"]
+    assert [i["ticket_id"] for i in items] == [ticket["id"]]  # ... still audited
+
+
+def test_urgency_rises_as_the_deadline_nears() -> None:
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)
+    later, _ = urgency_of(now + timedelta(hours=10), now)
+    sooner, _ = urgency_of(now + timedelta(hours=1), now)
+    late, overdue = urgency_of(now - timedelta(minutes=1), now)
+    assert later < sooner < late and overdue

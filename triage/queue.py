@@ -1,0 +1,140 @@
+"""The review queue: what staff should look at, most urgent first.
+
+A ticket is in the queue when its latest prediction needs review, when it is disputed (the
+citizen was dissatisfied, or a unit returned it), or when it falls in the small audit sample of
+confident predictions (every Nth ticket), so the automatic path stays measured. A correction of
+the latest prediction takes it out.
+
+priority = P(wrong) × severity × urgency, where P(wrong) = 1 − confidence (at least 0.5 for a
+disputed ticket), severity comes from settings per sub-item and rises with words such as 燃气 or
+坠落, and urgency grows as the receipt deadline nears; an overdue ticket comes before any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from triage import store
+from triage.settings import Settings
+
+OVERDUE_BASE = 1_000.0
+
+
+@dataclass
+class QueueItem:
+    """One ticket waiting for a reviewer."""
+
+    ticket_id: int
+    title: str | None
+    text: str
+    received_at: datetime
+    deadline: datetime
+    overdue: bool
+    queue_reason: str  # review | disputed | audit
+    reasons: list[str]
+    level1: str
+    subitem: str
+    confidence: float
+    department: str
+    co_departments: list[str]
+    top: list[dict[str, Any]]
+    explanation: dict[str, Any]
+    model_version: str
+    severity: float
+    priority: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def severity_of(text: str, subitem: str, settings: Settings) -> float:
+    """Settings per sub-item (deepest matching path), raised by dangerous words in the text."""
+    base = 1.0
+    best = -1
+    for path, value in settings.severity_by_subitem.items():
+        if (subitem == path or subitem.startswith(path + "/")) and path.count("/") > best:
+            base, best = value, path.count("/")
+    if any(word in text for word in settings.severity_keywords):
+        base *= settings.severity_keyword_factor
+    return base
+
+
+def urgency_of(deadline: datetime, now: datetime) -> tuple[float, bool]:
+    """Grows as the deadline nears; overdue tickets sort before all others."""
+    hours_left = (deadline - now).total_seconds() / 3600
+    if hours_left < 0:
+        return OVERDUE_BASE + (-hours_left), True
+    return 1.0 + 24.0 / (hours_left + 1.0), False
+
+
+def review_queue(
+    *, session: Session, settings: Settings, now: datetime | None = None, unit: str | None = None,
+    category: str | None = None, reason: str | None = None, limit: int = 1_000,
+) -> list[QueueItem]:
+    """Queue items, most urgent first, filtered by unit, top-level category or reason."""
+    now = now or datetime.now(UTC)
+    latest_ids = select(func.max(store.Prediction.id)).group_by(store.Prediction.ticket_id)
+    predictions = session.scalars(
+        select(store.Prediction).where(store.Prediction.id.in_(latest_ids)).options(
+            selectinload(store.Prediction.ticket).selectinload(store.Ticket.corrections),
+            selectinload(store.Prediction.ticket).selectinload(store.Ticket.feedback),
+            selectinload(store.Prediction.ticket).selectinload(store.Ticket.returns))).all()
+    items = [item for p in predictions if (item := _item(p, settings, now)) is not None]
+    items = [i for i in items if _matches(i, unit, category, reason)]
+    items.sort(key=lambda i: (-i.priority, i.received_at))
+    return items[:limit]
+
+
+def _queue_reason(p: store.Prediction, settings: Settings) -> tuple[str, list[str]] | None:
+    ticket = p.ticket
+    if any(c.prediction_id == p.id for c in ticket.corrections):
+        return None  # already reviewed
+    disputes = []
+    if ticket.returns:
+        disputes.append(f"被{ticket.returns[-1].unit}退回")
+    last = ticket.feedback[-1] if ticket.feedback else None
+    if last is not None and (last.rating == "不满意" or last.sentiment_label == "negative"):
+        disputes.append("群众不满意")
+    if disputes:
+        return "disputed", disputes
+    if p.needs_review:
+        return "review", [p.review_reason or "需人工复核"]
+    if ticket.id % settings.review_audit_every == 0:
+        return "audit", ["随机抽检"]
+    return None
+
+
+def _item(p: store.Prediction, settings: Settings, now: datetime) -> QueueItem | None:
+    found = _queue_reason(p, settings)
+    if found is None:
+        return None
+    kind, reasons = found
+    ticket = p.ticket
+    receipt_hours, _ = settings.performance.deadlines_for(p.subitem)
+    deadline = ticket.received_at + timedelta(hours=receipt_hours)
+    urgency, overdue = urgency_of(deadline, now)
+    wrong = 1.0 - float(p.confidence)
+    if kind == "disputed":
+        wrong = max(wrong, 0.5)
+    severity = severity_of(ticket.text, p.subitem, settings)
+    return QueueItem(
+        ticket_id=ticket.id, title=ticket.title, text=ticket.text, received_at=ticket.received_at,
+        deadline=deadline, overdue=overdue, queue_reason=kind, reasons=reasons, level1=p.level1,
+        subitem=p.subitem, confidence=float(p.confidence), department=p.department,
+        co_departments=list(p.co_departments or []), top=list(p.top or []),
+        explanation=dict(p.explanation or {}), model_version=p.model_version, severity=severity,
+        priority=round(max(wrong, 0.01) * severity * urgency, 6),
+    )
+
+
+def _matches(item: QueueItem, unit: str | None, category: str | None, reason: str | None) -> bool:
+    if unit and item.department != unit:
+        return False
+    if category and item.level1 != category:
+        return False
+    return not reason or reason == item.queue_reason or any(reason in r for r in item.reasons)
