@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.routes import feedback, meta, reports, review, tickets
+from api.routes import models as model_routes
 from models.artifacts import Registry
 from models.serving import ModelHolder
 from training.jobs import ensure_default_model
@@ -18,6 +19,7 @@ from training.sentiment import ensure_default_sentiment
 from triage.review import MemoryCache
 from triage.settings import Settings, get_settings
 from triage.store import make_engine, make_session_factory, migrate
+from triage.tasks import JobRunner
 
 log = logging.getLogger("triage.api")
 
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.models.set(loaded)
         log.info("serving model %s", loaded.version)
         yield
+        app.state.jobs.shutdown()
         engine.dispose()
 
     app = FastAPI(title="triage", version="0.1.0", lifespan=lifespan,
@@ -44,10 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.models = ModelHolder(Registry(settings.models_dir))
     app.state.memory = MemoryCache(threshold=settings.memory_threshold)
+    app.state.jobs = JobRunner()
     errors.install(app)
     app.include_router(meta.router)
     app.include_router(tickets.router)
     app.include_router(feedback.router)
     app.include_router(reports.router)
     app.include_router(review.router)
+    app.include_router(model_routes.router)
     return app

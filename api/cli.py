@@ -213,6 +213,30 @@ def sentiment(
     console.print(f"wrote {len(rows)} rows to {output} ({negative} negative)")
 
 
+@app.command()
+def retrain(
+    tolerance: Annotated[float | None, typer.Option(
+        help="promote unless worse than the active model by more than this")] = None,
+) -> None:
+    """Retrain from the active version's base data and every staff correction; promote the
+    candidate when it is not worse on the frozen evaluation set."""
+    from training.retrain import retrain as run_retrain
+    from triage.store import make_engine, make_session_factory, migrate
+
+    settings = get_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+        with make_session_factory(engine)() as session, console.status("retraining") as status:
+            report = run_retrain(session=session, settings=settings, tolerance=tolerance,
+                                 progress=lambda m: status.update(m))
+    except (TriageError, ValueError) as exc:
+        _fail(exc if isinstance(exc, TriageError) else TriageError(str(exc)))
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+
+
 @app.command("import")
 def import_file(
     kind: Annotated[str, typer.Argument(help="feedback | events")],

@@ -242,3 +242,16 @@ def test_import_is_all_or_nothing_and_names_rows(home: Path, tmp_path: Path) -> 
     out = tmp_path / "r.json"
     runner.invoke(app, ["report", "--from", "2026-11-01", "--to", "2026-11-30", "--output", str(out)])
     assert json.loads(out.read_text(encoding="utf-8"))["tickets"] == 0
+
+
+def test_retrain_from_the_command_line(home: Path, tmp_path: Path) -> None:
+    from training.jobs import ensure_default_model
+    from triage.settings import get_settings
+
+    ensure_default_model(get_settings())
+    result = runner.invoke(app, ["retrain"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    assert report["n_corrections"] == 0 and report["promoted"]
+    listing = runner.invoke(app, ["models", "list"]).stdout
+    assert report["candidate"] in listing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -86,6 +88,7 @@ def train_version(
     *, texts: list[str], labels: list[str], taxonomy: Taxonomy, output: Path | None,
     registry: Registry, preset: str = "fast", holdout: float = 0.1,
     progress: Progress = lambda _: None, sources: Sequence[str] = (), dispatcher: Any = None,
+    base_data: tuple[list[str], list[str]] | None = None, extra_manifest: dict | None = None,
 ) -> LoadedModel:
     """Fit a model, measure it, write it as a new version (into ``output`` or the registry)."""
     if preset not in PRESETS:
@@ -110,10 +113,12 @@ def train_version(
         "label_counts": dict(Counter(model.classes_[i] for i in _level1_index(model, labels))),
         "leaves_with_examples": int((model.leaves_.n_examples_ > 0).sum()),
         "metrics": metrics,
+        **(extra_manifest or {}),
     }
     target = Path(output) if output else registry.new_directory(version)
     progress(f"writing version {version} to {target}")
     save_model(model, target, manifest=manifest, dispatcher=dispatcher)
+    write_base_data(target, base_data if base_data is not None else (texts, labels))
     return load_model(target)
 
 
@@ -141,3 +146,28 @@ def ensure_default_model(settings: Settings, progress: Progress = lambda _: None
                            sources=[settings.demo_appeals.name], dispatcher=dispatcher)
     registry.activate(loaded.version)
     return loaded
+
+
+BASE_DATA = "base_training.jsonl.gz"
+
+
+def write_base_data(directory: Path, data: tuple[list[str], list[str]]) -> None:
+    """The labelled appeals a version was built from (before staff corrections), kept beside it
+    so that retraining can start from them."""
+    with gzip.open(Path(directory) / BASE_DATA, "wt", encoding="utf-8") as handle:
+        for text, label in zip(*data, strict=True):
+            handle.write(json.dumps({"text": text, "label": label}, ensure_ascii=False) + "\n")
+
+
+def read_base_data(directory: Path) -> tuple[list[str], list[str]]:
+    path = Path(directory) / BASE_DATA
+    if not path.is_file():
+        raise InputFileError(f"{directory} keeps no base training data ({BASE_DATA}): "
+                             "retrain from files with `triage train` instead")
+    texts, labels = [], []
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            texts.append(row["text"])
+            labels.append(row["label"])
+    return texts, labels

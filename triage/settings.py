@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     review_threshold_level1: float = Field(0.6, description="level-1 confidence below this")
     memory_threshold: float = Field(
         0.5, description="cosine similarity at which a corrected appeal's answer is reused")
+    evaluation_set: Path | None = Field(
+        None, description="frozen evaluation set (text,label) for the retraining gate")
+    retrain_tolerance: float = Field(
+        0.01, description="a candidate worse than the active model by more than this is not "
+        "promoted")
     review_audit_every: int = Field(
         20, ge=1, description="every Nth confident ticket joins the review queue as an audit")
     severity_by_subitem: dict[str, float] = Field(
@@ -81,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def demo_appeals(self) -> Path:
         return self.datasets_dir / "demo_appeals.csv"
+
+    @property
+    def demo_test(self) -> Path:
+        return self.datasets_dir / "demo_test.csv"
 
     @property
     def demo_feedback(self) -> Path:

@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from triage import queue
-
 from api.deps import SessionDep, SettingsDep
+from triage import queue
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 

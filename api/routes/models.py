@@ -1,0 +1,46 @@
+"""Model versions: list, retrain (a background job), activate (rollback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+
+from api.deps import SettingsDep
+from models.artifacts import Registry
+from training.retrain import retrain
+
+router = APIRouter(tags=["models"])
+
+
+@router.get("/v1/models")
+def list_models(settings: SettingsDep) -> dict[str, Any]:
+    """Every version with its metrics; ``active`` names the one serving."""
+    registry = Registry(settings.models_dir)
+    versions = registry.versions()
+    return {"active": registry.active_version(), "data": versions, "count": len(versions)}
+
+
+@router.post("/v1/models/retrain", status_code=status.HTTP_202_ACCEPTED)
+def start_retrain(request: Request, settings: SettingsDep) -> dict[str, Any]:
+    """Retrain from the base data and staff corrections; follow it at ``/v1/jobs/{id}``."""
+    factory = request.app.state.session_factory
+
+    def work(progress: Any) -> dict[str, Any]:
+        with factory() as session:
+            return retrain(session=session, settings=settings, progress=progress).to_dict()
+
+    return request.app.state.jobs.submit("retrain", work)
+
+
+@router.get("/v1/jobs/{job_id}")
+def read_job(job_id: str, request: Request) -> dict[str, Any]:
+    """A job's status (queued, running, done, failed), progress messages and result."""
+    return request.app.state.jobs.get(job_id)
+
+
+@router.post("/v1/models/{version}/activate")
+def activate(version: str, settings: SettingsDep) -> dict[str, Any]:
+    """Move the active pointer (rollback included); serving switches without a restart."""
+    Registry(settings.models_dir).activate(version)
+    return {"active": version}

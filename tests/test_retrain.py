@@ -1,0 +1,78 @@
+"""Retraining from corrections: gated, promoted without a restart, and rolled back."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from triage.settings import Settings
+
+STALL = "西城区文昌街道文昌路夜市的烧烤摊每天摆到人行道上，烟熏火燎，晚上一点还在吆喝，行人只能走机动车道。"
+STALLS = "城市管理/占道经营与流动摊贩/流动摊贩占道经营"
+
+
+@pytest.fixture
+def client(trained_home: Path, tmp_path: Path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    with TestClient(create_app(Settings(home=home, _env_file=None))) as c:
+        yield c
+
+
+def _wait(client: TestClient, job_id: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in {"done", "failed"}:
+            return job
+        time.sleep(0.2)
+    raise AssertionError("the retraining job did not finish in 120 s")
+
+
+def test_retrain_learns_corrections_and_serving_switches(client: TestClient) -> None:
+    first = client.get("/healthz").json()["model_version"]
+    ticket = client.post("/v1/tickets", json={"text": STALL}).json()
+    client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                json={"subitem": STALLS, "reviewer": "王芳"})
+    started = client.post("/v1/models/retrain")
+    assert started.status_code == 202
+    job = _wait(client, started.json()["id"])
+    assert job["status"] == "done", job
+    report = job["result"]
+    assert report["previous"] == first and report["n_corrections"] == 1
+    assert set(report["frozen"]) == {"candidate", "active"}
+    assert report["frozen"]["candidate"]["n"] == 70  # the demo test set, never trained on
+    assert report["promoted"], report["reason"]
+    assert client.get("/healthz").json()["model_version"] == report["candidate"]
+    listing = client.get("/v1/models").json()
+    assert listing["active"] == report["candidate"] and listing["count"] == 2
+    back = client.post(f"/v1/models/{first}/activate")
+    assert back.status_code == 200
+    assert client.get("/healthz").json()["model_version"] == first
+
+
+def test_a_worse_candidate_is_kept_not_promoted(client: TestClient) -> None:
+    first = client.get("/healthz").json()["model_version"]
+    # Staff "correct" many clear appeals into one wrong category: the candidate gets worse.
+    texts = ["幼儿园突然涨保育费，每月多收八百元", "公交车司机开车太猛，乘客摔倒",
+             "楼下烧烤店油烟太大熏得开不了窗", "工地拖欠农民工工资三个月", "小区电梯经常困人"]
+    for i, text in enumerate(texts * 8):
+        ticket = client.post("/v1/tickets", json={"text": f"{text}（第{i}次反映）"}).json()
+        client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                    json={"subitem": "公安政法/社会治安/涉黄涉赌举报", "reviewer": "测试"})
+    job = _wait(client, client.post("/v1/models/retrain").json()["id"])
+    report = job["result"]
+    assert job["status"] == "done" and not report["promoted"]
+    assert "kept as a candidate" in report["reason"]
+    assert client.get("/healthz").json()["model_version"] == first
+
+
+def test_unknown_job_and_version(client: TestClient) -> None:
+    assert client.get("/v1/jobs/nope").status_code == 404
+    response = client.post("/v1/models/nope/activate")
+    assert response.status_code == 404 and "nope" in response.json()["detail"]
