@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     evaluation_set: Path | None = Field(
         None, description="frozen evaluation set (text,label) for the retraining gate")
     retrain_tolerance: float = Field(
-        0.01, description="a candidate worse than the active model by more than this is not "
+        0.0, description="a candidate worse than the active model by more than this is not "
         "promoted")
     review_audit_every: int = Field(
         20, ge=1, description="every Nth confident ticket joins the review queue as an audit")
