@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.routes import feedback, meta, reports, review, tickets
+from api.routes import feedback, meta, reports, review, tickets, ui
 from api.routes import models as model_routes
 from models.artifacts import Registry
 from models.serving import ModelHolder
@@ -54,5 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(reports.router)
     app.include_router(review.router)
+    app.include_router(ui.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(model_routes.router)
     return app
