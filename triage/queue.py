@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from triage import store
@@ -78,16 +78,34 @@ def review_queue(
 ) -> list[QueueItem]:
     """Queue items, most urgent first, filtered by unit, top-level category or reason."""
     now = now or datetime.now(UTC)
-    latest_ids = select(func.max(store.Prediction.id)).group_by(store.Prediction.ticket_id)
-    predictions = session.scalars(
-        select(store.Prediction).where(store.Prediction.id.in_(latest_ids)).options(
-            selectinload(store.Prediction.ticket).selectinload(store.Ticket.corrections),
-            selectinload(store.Prediction.ticket).selectinload(store.Ticket.feedback),
-            selectinload(store.Prediction.ticket).selectinload(store.Ticket.returns))).all()
+    predictions = session.scalars(_candidates(settings, unit, category).options(
+        selectinload(store.Prediction.ticket).selectinload(store.Ticket.corrections),
+        selectinload(store.Prediction.ticket).selectinload(store.Ticket.feedback),
+        selectinload(store.Prediction.ticket).selectinload(store.Ticket.returns))).all()
     items = [item for p in predictions if (item := _item(p, settings, now)) is not None]
     items = [i for i in items if _matches(i, unit, category, reason)]
     items.sort(key=lambda i: (-i.priority, i.received_at))
     return items[:limit]
+
+
+def _candidates(settings: Settings, unit: str | None, category: str | None) -> Select:
+    """Latest predictions that may be queued, narrowed in SQL (the exact rules run after)."""
+    P = store.Prediction
+    latest_ids = select(func.max(P.id)).group_by(P.ticket_id)
+    returned = select(store.Return.ticket_id)
+    unhappy = select(store.Feedback.ticket_id).where(
+        or_(store.Feedback.rating == "不满意", store.Feedback.sentiment_label == "negative"))
+    reviewed = select(store.Correction.prediction_id).where(
+        store.Correction.prediction_id.is_not(None))
+    query = select(P).where(
+        P.id.in_(latest_ids), P.id.not_in(reviewed),
+        or_(P.needs_review.is_(True), P.ticket_id.in_(returned), P.ticket_id.in_(unhappy),
+            P.ticket_id % settings.review_audit_every == 0))
+    if unit:
+        query = query.where(P.department == unit)
+    if category:
+        query = query.where(P.level1 == category)
+    return query
 
 
 def _queue_reason(p: store.Prediction, settings: Settings) -> tuple[str, list[str]] | None:
