@@ -131,3 +131,34 @@ def test_report_page_and_exports(client: TestClient) -> None:
     xlsx = client.get("/v1/reports/satisfaction/export",
                       params={"from": "2026-11-01", "to": "2026-11-30", "format": "xlsx"})
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+
+
+def test_a_published_period_is_frozen_and_corrected_by_revisions(client: TestClient) -> None:
+    unit = "东城区城市管理和综合执法局"
+    first = _handle(client, unit, "2026-11-02", "满意", None)
+    body = {"from": "2026-11-01", "to": "2026-11-30", "by": "考核办张明"}
+    published = client.post("/v1/reports/periods", json=body)
+    assert published.status_code == 201
+    period = published.json()["period"]
+    assert published.json()["revision"] == 1
+    assert published.json()["results"][0]["satisfaction_rate"] == 1.0
+    again = client.post("/v1/reports/periods", json=body)
+    assert again.status_code == 409 and "frozen" in again.json()["detail"]
+    # Late feedback changes what a recomputation would say, but not the published figures.
+    client.post(f"/v1/tickets/{first}/feedback", json={"rating": "不满意", "text": "又坏了"})
+    state = client.get(f"/v1/reports/periods/{period}").json()
+    assert state["current"]["results"][0]["satisfaction_rate"] == 1.0
+    assert not state["recompute_matches"] and state["differences"]
+    fixed = client.post(f"/v1/reports/periods/{period}/corrections",
+                        json={"by": "考核办张明", "reason": "回访补录"})
+    assert fixed.status_code == 201 and fixed.json()["revision"] == 2
+    state = client.get(f"/v1/reports/periods/{period}").json()
+    assert [r["revision"] for r in state["revisions"]] == [1, 2]
+    assert state["current"]["results"][0]["satisfaction_rate"] == 0.0
+    assert state["recompute_matches"]
+
+
+def test_unknown_or_malformed_period(client: TestClient) -> None:
+    assert client.get("/v1/reports/periods/2026-01-01..2026-01-31").status_code == 404
+    bad = client.get("/v1/reports/periods/november")
+    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.json()["detail"]

@@ -131,7 +131,7 @@ def test_migrate_creates_tables_and_is_idempotent(
         indexed = {tuple(i["column_names"]) for i in insp.get_indexes("predictions")}
         assert ("ticket_id",) in indexed
         with eng.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     finally:
         eng.dispose()
 

@@ -8,12 +8,13 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import SessionDep, SettingsDep
-from triage import reports
+from triage import publishing, reports
 
 router = APIRouter(tags=["reports"])
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
@@ -59,6 +60,42 @@ def export(session: SessionDep, settings: SettingsDep, start: From, end: To,
         data = path.read_bytes()
     return Response(data, headers=headers, media_type=(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+
+
+class PublishCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+    by: str = Field(min_length=1, max_length=128)
+
+
+class PeriodCorrection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=2_000)
+
+
+@router.post("/v1/reports/periods", status_code=status.HTTP_201_CREATED)
+def publish_period(body: PublishCreate, session: SessionDep, settings: SettingsDep) -> dict:
+    """Publish (freeze) a period's performance results; a second publication is refused."""
+    return publishing.publish(session=session, settings=settings, start=body.start,
+                              end=body.end, by=body.by).to_dict()
+
+
+@router.post("/v1/reports/periods/{period}/corrections", status_code=status.HTTP_201_CREATED)
+def correct_period(period: str, body: PeriodCorrection, session: SessionDep,
+                   settings: SettingsDep) -> dict:
+    """A new revision of a published period, with who and why; the earlier ones stay."""
+    return publishing.correct(session=session, settings=settings, key=period, by=body.by,
+                              reason=body.reason).to_dict()
+
+
+@router.get("/v1/reports/periods/{period}")
+def read_period(period: str, session: SessionDep, settings: SettingsDep) -> dict:
+    """The published results, their revisions, and whether recomputing now would differ."""
+    return publishing.status(session=session, settings=settings, key=period)
 
 
 @router.get("/reports/satisfaction", response_class=HTMLResponse)

@@ -1,7 +1,16 @@
 """Persistence layer: models, engine/session helpers, migrations and repository functions."""
 
 from triage.store.db import make_engine, make_session_factory, migrate, session_scope
-from triage.store.models import Base, Correction, Event, Feedback, Prediction, Return, Ticket
+from triage.store.models import (
+    Base,
+    Correction,
+    Event,
+    Feedback,
+    Prediction,
+    PublishedRevision,
+    Return,
+    Ticket,
+)
 from triage.store.repository import (
     add_correction,
     add_event,
@@ -21,6 +30,7 @@ __all__ = [
     "Event",
     "Feedback",
     "Prediction",
+    "PublishedRevision",
     "Return",
     "Ticket",
     "add_correction",

@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -238,6 +239,25 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class PublishedRevision(Base):
+    """One published revision of a period's performance results (see ``triage.ledger``)."""
+
+    __tablename__ = "published_results"
+    __table_args__ = (UniqueConstraint("period", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(64), nullable=False)
+    revision: Mapped[int] = mapped_column(Integer, nullable=False)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+@event.listens_for(PublishedRevision, "before_update")
+def _published_results_are_append_only(mapper: Any, connection: Any,
+                                       target: PublishedRevision) -> None:
+    raise ValueError("published results are append-only: correct a period with a new revision")
 
 
 @event.listens_for(Prediction, "before_update")
