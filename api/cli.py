@@ -237,6 +237,21 @@ def retrain(
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="jobs at once")] = 1,
+) -> None:
+    """A Celery worker for retraining jobs (needs TRIAGE_BROKER_URL, e.g. redis://host:6379/0)."""
+    settings = get_settings()
+    if not settings.broker_url:
+        _fail(TriageError("set TRIAGE_BROKER_URL (e.g. redis://127.0.0.1:6379/0) to run a worker"))
+    from training.worker import celery_app
+
+    celery_app(settings.broker_url).worker_main(
+        ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--pool=solo"
+         if concurrency == 1 else "--pool=prefork"])
+
+
 @app.command("import")
 def import_file(
     kind: Annotated[str, typer.Argument(help="feedback | events")],

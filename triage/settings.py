@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     review_threshold_level1: float = Field(0.6, description="level-1 confidence below this")
     memory_threshold: float = Field(
         0.5, description="cosine similarity at which a corrected appeal's answer is reused")
+    broker_url: str = Field(
+        "", description="run retraining on Celery workers through this broker (e.g. "
+        "redis://127.0.0.1:6379/0); empty: in process")
     evaluation_set: Path | None = Field(
         None, description="frozen evaluation set (text,label) for the retraining gate")
     retrain_tolerance: float = Field(

@@ -47,6 +47,9 @@ class JobRunner:
             state.update(status="failed", error="the job hit an internal error; see the log")
         state["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
 
+    def knows(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
     def get(self, job_id: str) -> dict[str, Any]:
         with self._lock:
             if job_id not in self._jobs:

@@ -24,6 +24,12 @@ def list_models(settings: SettingsDep) -> dict[str, Any]:
 @router.post("/v1/models/retrain", status_code=status.HTTP_202_ACCEPTED)
 def start_retrain(request: Request, settings: SettingsDep) -> dict[str, Any]:
     """Retrain from the base data and staff corrections; follow it at ``/v1/jobs/{id}``."""
+    if settings.broker_url:
+        from training.worker import celery_app
+
+        task = celery_app(settings.broker_url).send_task("triage.retrain")
+        return {"id": task.id, "kind": "retrain", "status": "queued", "progress": [],
+                "result": None, "error": None, "runner": "celery"}
     factory = request.app.state.session_factory
 
     def work(progress: Any) -> dict[str, Any]:
@@ -34,8 +40,12 @@ def start_retrain(request: Request, settings: SettingsDep) -> dict[str, Any]:
 
 
 @router.get("/v1/jobs/{job_id}")
-def read_job(job_id: str, request: Request) -> dict[str, Any]:
+def read_job(job_id: str, request: Request, settings: SettingsDep) -> dict[str, Any]:
     """A job's status (queued, running, done, failed), progress messages and result."""
+    if settings.broker_url and not request.app.state.jobs.knows(job_id):
+        from training.worker import job_state
+
+        return job_state(settings.broker_url, job_id)
     return request.app.state.jobs.get(job_id)
 
 
