@@ -60,3 +60,27 @@ def loaded_demo(trained_home: Path) -> LoadedModel:
     loaded = Registry(trained_home / "models").load_active()
     assert loaded is not None
     return loaded
+
+
+@pytest.fixture
+def make_client(trained_home: Path, tmp_path: Path):
+    """Clients of the real app on copies of the trained home; settings may be overridden."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        home = tmp_path / f"home-{len(clients)}"
+        shutil.copytree(trained_home, home)
+        client = TestClient(create_app(Settings(home=home, _env_file=None, **overrides)))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

@@ -16,11 +16,8 @@ APPEAL = ("关于小区电梯经常困人的投诉我住东城区和平街道锦
 
 
 @pytest.fixture
-def client(trained_home: Path, tmp_path: Path):
-    home = tmp_path / "home"
-    shutil.copytree(trained_home, home)
-    with TestClient(create_app(Settings(home=home, _env_file=None))) as c:
-        yield c
+def client(make_client) -> TestClient:
+    return make_client()
 
 
 def test_health_names_the_loaded_model(client: TestClient) -> None:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
-from api.app import create_app
-from triage.settings import Settings
 
 APPEAL = "东城区和平街道人民路菜市场门口天天有流动摊贩占道卖菜，早上七点堵得车过不去。"
 
 
 @pytest.fixture
-def client(trained_home: Path, tmp_path: Path):
-    home = tmp_path / "home"
-    shutil.copytree(trained_home, home)
-    with TestClient(create_app(Settings(home=home, _env_file=None))) as c:
-        yield c
+def client(make_client) -> TestClient:
+    return make_client()
 
 
 @pytest.fixture

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from triage.queue import urgency_of
-from triage.settings import Settings
 
 VAGUE = "你好，我想反映一下情况，希望有关部门重视一下，谢谢。"
 GAS = "东城区和平街道幸福里社区3栋楼道里一直有燃气味，担心会爆炸，物业说不归他们管。"
@@ -19,12 +15,8 @@ CLEAR = "幼儿园突然涨保育费，每月多收八百元，也没有开家�
 
 
 @pytest.fixture
-def client(trained_home: Path, tmp_path: Path):
-    home = tmp_path / "home"
-    shutil.copytree(trained_home, home)
-    settings = Settings(home=home, _env_file=None, review_audit_every=1000)
-    with TestClient(create_app(settings)) as c:
-        yield c
+def client(make_client) -> TestClient:
+    return make_client(review_audit_every=1000)
 
 
 def _post(client: TestClient, text: str, hours_ago: float = 0) -> dict:
@@ -45,12 +37,10 @@ def test_unsure_and_disputed_tickets_are_queued_most_urgent_first(client: TestCl
     assert disputed["queue_reason"] == "disputed" and "群众不满意" in disputed["reasons"]
 
 
-def test_danger_words_raise_severity(trained_home: Path, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    shutil.copytree(trained_home, home)
-    with TestClient(create_app(Settings(home=home, _env_file=None, review_audit_every=1))) as c:
-        gas, plain = _post(c, GAS), _post(c, VAGUE)
-        items = {i["ticket_id"]: i for i in c.get("/v1/review").json()["data"]}
+def test_danger_words_raise_severity(make_client) -> None:
+    c = make_client(review_audit_every=1)
+    gas, plain = _post(c, GAS), _post(c, VAGUE)
+    items = {i["ticket_id"]: i for i in c.get("/v1/review").json()["data"]}
     assert items[gas["id"]]["severity"] == 3.0
     assert items[plain["id"]]["severity"] == 1.0
 
@@ -65,13 +55,11 @@ def test_correction_takes_a_ticket_out_and_filters_work(client: TestClient) -> N
     assert none == {"data": [], "count": 0}
 
 
-def test_audit_sample_includes_confident_tickets(trained_home: Path, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    shutil.copytree(trained_home, home)
-    with TestClient(create_app(Settings(home=home, _env_file=None, review_audit_every=1))) as c:
-        ticket = c.post("/v1/tickets", json={"text": CLEAR}).json()
-        assert not ticket["prediction"]["needs_review"]  # a confident prediction ...
-        items = c.get("/v1/review", params={"reason": "audit"}).json()["data"]
+def test_audit_sample_includes_confident_tickets(make_client) -> None:
+    c = make_client(review_audit_every=1)
+    ticket = c.post("/v1/tickets", json={"text": CLEAR}).json()
+    assert not ticket["prediction"]["needs_review"]  # a confident prediction ...
+    items = c.get("/v1/review", params={"reason": "audit"}).json()["data"]
     assert [i["ticket_id"] for i in items] == [ticket["id"]]  # ... still audited
 
 

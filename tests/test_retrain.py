@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
-from api.app import create_app
-from triage.settings import Settings
 
 STALL = "西城区文昌街道文昌路夜市的烧烤摊每天摆到人行道上，烟熏火燎，晚上一点还在吆喝，行人只能走机动车道。"
 STALLS = "城市管理/占道经营与流动摊贩/流动摊贩占道经营"
 
 
 @pytest.fixture
-def client(trained_home: Path, tmp_path: Path):
-    home = tmp_path / "home"
-    shutil.copytree(trained_home, home)
-    with TestClient(create_app(Settings(home=home, _env_file=None))) as c:
-        yield c
+def client(make_client) -> TestClient:
+    return make_client()
 
 
 def _wait(client: TestClient, job_id: str) -> dict:

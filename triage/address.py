@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.errors import RoutingError
-from triage.tables import Table, _decode, read_table
+from triage.tables import Table, read_table, read_yaml_list
 
 COLUMNS = {
     "district": "district", "区": "district",
@@ -284,20 +284,9 @@ def _table_rows(table: Table) -> list[_Row]:
 
 
 def _yaml_rows(path: Path) -> list[_Row]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(_decode(path))
-    except yaml.YAMLError as exc:
-        raise RoutingError(f"{path}: not valid YAML: {exc}") from None
-    if isinstance(data, dict) and "data" in data:
-        data = data["data"]
-    if not isinstance(data, list):
-        raise RoutingError(f"{path}: expected a list of {{district, streets: [...]}} at the top")
+    data = read_yaml_list(path, shape="{district, streets: [...]}", error=RoutingError)
     rows: list[_Row] = []
     for i, item in enumerate(data, start=1):
-        if not isinstance(item, dict):
-            raise RoutingError(f"{path}: entry {i} is not a mapping {{district, streets: [...]}}")
         district = str(item.get("district") or "").strip()
         rows.append(_Row(f"entry {i}", district, aliases=_split(item.get("aliases"))))
         for j, street in enumerate(item.get("streets") or [], start=1):

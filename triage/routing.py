@@ -18,7 +18,7 @@ from typing import Any
 
 from triage.address import Gazetteer
 from triage.errors import LabelError, RoutingError
-from triage.tables import Table, _decode, read_table
+from triage.tables import Table, read_table, read_yaml_list
 from triage.taxonomy import SEP, Taxonomy
 
 COLUMNS = {
@@ -287,17 +287,5 @@ def _table_records(table: Table) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _yaml_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(_decode(path))
-    except yaml.YAMLError as exc:
-        raise RoutingError(f"{path}: not valid YAML: {exc}") from None
-    if isinstance(data, dict) and "data" in data:
-        data = data["data"]
-    if not isinstance(data, list):
-        raise RoutingError(f"{path}: expected a list of {{node, lead, co?, district?}} at the top")
-    for i, item in enumerate(data, start=1):
-        if not isinstance(item, dict):
-            raise RoutingError(f"{path}: entry {i} is not a mapping {{node, lead, co?, district?}}")
+    data = read_yaml_list(path, shape="{node, lead, co?, district?}", error=RoutingError)
     return list(enumerate(data, start=1))

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from triage.errors import InputFileError
 
@@ -143,3 +144,26 @@ def write_csv(path: Path | str, columns: Sequence[str], rows: Iterable[dict[str,
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def read_yaml_list(path: Path | str, *, shape: str,
+                   error: type[InputFileError] = InputFileError) -> list[Any]:
+    """The top-level list of a YAML file (or of its ``data:`` key), whose items are mappings.
+
+    ``shape`` describes an item for the error messages, e.g. ``{node, lead, co?, district?}``.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(_decode(path))
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: not valid YAML: {exc}") from None
+    if isinstance(data, dict) and "data" in data:
+        data = data["data"]
+    if not isinstance(data, list):
+        raise error(f"{path}: expected a list of {shape} at the top")
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            raise error(f"{path}: entry {i} is not a mapping {shape}")
+    return data
