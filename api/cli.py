@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.orm import Session
 
 from models.artifacts import Registry, load_model
 from models.sentiment import load_sentiment
@@ -17,7 +20,7 @@ from training.routing import build_dispatcher, read_history
 from training.sentiment import train_sentiment_version
 from triage.errors import TriageError
 from triage.intake import predict_records
-from triage.settings import get_settings
+from triage.settings import Settings, get_settings
 from triage.tables import read_table, write_csv
 from triage.taxonomy import Taxonomy
 
@@ -30,6 +33,20 @@ PREDICT_COLUMNS = ["level1", "subitem", "subitem_alternatives", "confidence", "c
                    "department", "co_departments", "district", "street", "needs_review",
                    "review_reason", "model_version"]
 CHUNK = 20_000  # rows per progress step; each step shares one worker pool
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Session]:
+    """A session on the configured database, migrated first; the engine is closed after."""
+    from triage.store import make_engine, make_session_factory, migrate
+
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _fail(exc: TriageError) -> None:
@@ -221,19 +238,14 @@ def retrain(
     """Retrain from the active version's base data and every staff correction; promote the
     candidate when it is not worse on the frozen evaluation set."""
     from training.retrain import retrain as run_retrain
-    from triage.store import make_engine, make_session_factory, migrate
 
     settings = get_settings()
-    engine = make_engine(settings.database_url)
     try:
-        migrate(engine)
-        with make_session_factory(engine)() as session, console.status("retraining") as status:
+        with _database(settings) as session, console.status("retraining") as status:
             report = run_retrain(session=session, settings=settings, tolerance=tolerance,
                                  progress=lambda m: status.update(m))
-    except (TriageError, ValueError) as exc:
-        _fail(exc if isinstance(exc, TriageError) else TriageError(str(exc)))
-    finally:
-        engine.dispose()
+    except TriageError as exc:
+        _fail(exc)
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
 
 
@@ -262,24 +274,19 @@ def import_file(
     """Import return-visit feedback or handling events, all rows or none (bad rows are named)."""
     from training.sentiment import ensure_default_sentiment
     from triage.feedback import import_rows
-    from triage.store import make_engine, make_session_factory, migrate
 
     if kind not in {"feedback", "events"}:
         _fail(TriageError(f"import what? {kind!r}: say feedback or events"))
     settings = get_settings()
-    engine = make_engine(settings.database_url)
     try:
         table = read_table(file)
-        migrate(engine)
         sentiment = ensure_default_sentiment(settings) if kind == "feedback" else None
-        with make_session_factory(engine)() as session:
+        with _database(settings) as session:
             count = import_rows(session=session, rows=table.rows, row_numbers=table.row_numbers,
                                 kind=kind, sentiment=sentiment)
             session.commit()
     except TriageError as exc:
         _fail(exc)
-    finally:
-        engine.dispose()
     console.print(f"imported {count} {kind} rows from {file}")
 
 
@@ -295,7 +302,6 @@ def report(
     from datetime import date
 
     from triage import reports
-    from triage.store import make_engine, make_session_factory, migrate
 
     settings = get_settings()
     suffix = output.suffix.lower()
@@ -305,16 +311,12 @@ def report(
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
         _fail(TriageError(f"dates are YYYY-MM-DD ({exc})"))
-    engine = make_engine(settings.database_url)
-    migrate(engine)
     try:
-        with make_session_factory(engine)() as session:
+        with _database(settings) as session:
             data = reports.satisfaction_report(session=session, settings=settings, start=first,
                                                end=last, unit=unit, subitem=subitem)
     except TriageError as exc:
         _fail(exc)
-    finally:
-        engine.dispose()
     _write_report(data, output, settings)
     console.print(f"wrote the report of {data['tickets']} tickets to {output}")
 

@@ -116,19 +116,44 @@ def save_model(
     return directory
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
+def read_manifest_json(directory: Path | str, *, fmt: str, kind: str = "model") -> dict[str, Any]:
+    """The manifest object of a version directory, if it is of format ``fmt`` (else why not)."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{directory} is not a model version: it has no {MANIFEST}")
+        raise ArtifactError(f"{directory} is not a {kind} version: it has no {MANIFEST}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path} must hold a JSON object")
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") != fmt:
         raise ArtifactError(
-            f"{path}: format {manifest.get('format')!r} is not one this release loads ({FORMAT})")
+            f"{path}: format {manifest.get('format')!r} is not one this release loads ({fmt})")
+    return manifest
+
+
+def check_sklearn(manifest: dict[str, Any], directory: Path | str, *, retrain: str) -> None:
+    """Pickled scikit-learn objects load only under the minor release that wrote them."""
+    saved = str(manifest.get("packages", {}).get("scikit-learn", ""))
+    here = package_versions()["scikit-learn"]
+    if saved.split(".")[:2] != here.split(".")[:2]:
+        raise ArtifactError(f"{directory} was trained with scikit-learn {saved}, this install has "
+                            f"{here}: retrain it with `{retrain}` or install the matching version")
+
+
+def load_pickle(path: Path) -> Any:
+    """A pickle this project wrote; a missing, truncated or foreign one is a clear error."""
+    try:
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - only versions this project wrote
+    except Exception as exc:  # a missing, truncated or foreign pickle raises many kinds
+        raise ArtifactError(f"{path} cannot be loaded ({exc})") from None
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST
+    manifest = read_manifest_json(directory, fmt=FORMAT)
     for key in ("version", "labels", "taxonomy_version", "packages"):
         if key not in manifest:
             raise ArtifactError(f"{path}: the manifest has no {key!r}")
@@ -142,12 +167,8 @@ def load_model(directory: Path) -> LoadedModel:
     """Load a version, refusing one whose manifest it cannot honour (and saying why)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    _check_packages(manifest, directory)
-    try:
-        with (directory / MODEL_FILE).open("rb") as handle:
-            model = pickle.load(handle)  # noqa: S301 - only versions this project wrote
-    except Exception as exc:  # a truncated or foreign pickle raises many kinds
-        raise ArtifactError(f"{directory}/{MODEL_FILE} cannot be loaded ({exc})") from None
+    check_sklearn(manifest, directory, retrain="triage train")
+    model = load_pickle(directory / MODEL_FILE)
     if not isinstance(model, HierarchicalClassifier):
         raise ArtifactError(f"{directory}/{MODEL_FILE} is not a triage classifier")
     if model.taxonomy.version != manifest["taxonomy_version"]:
@@ -155,26 +176,8 @@ def load_model(directory: Path) -> LoadedModel:
     if list(model.classes_) != list(manifest["labels"]):
         raise ArtifactError(f"{directory}: the model's labels do not match its manifest")
     return LoadedModel(model=model, manifest=manifest, path=directory,
-                       dispatcher=_load_pickle(directory / ROUTING_FILE) if manifest.get("routing")
+                       dispatcher=load_pickle(directory / ROUTING_FILE) if manifest.get("routing")
                        else None)
-
-
-def _load_pickle(path: Path) -> Any:
-    try:
-        with path.open("rb") as handle:
-            return pickle.load(handle)  # noqa: S301 - only versions this project wrote
-    except Exception as exc:  # a missing, truncated or foreign pickle raises many kinds
-        raise ArtifactError(f"{path} cannot be loaded ({exc})") from None
-
-
-def _check_packages(manifest: dict[str, Any], directory: Path) -> None:
-    here = package_versions()
-    for name in _STRICT:
-        saved = str(manifest["packages"].get(name, ""))
-        if saved.split(".")[:2] != here[name].split(".")[:2]:
-            raise ArtifactError(
-                f"{directory} was trained with {name} {saved}, this install has {here[name]}: "
-                "retrain it with `triage train` or install the matching version")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

