@@ -283,7 +283,7 @@ def import_file(
         sentiment = ensure_default_sentiment(settings) if kind == "feedback" else None
         with _database(settings) as session:
             count = import_rows(session=session, rows=table.rows, row_numbers=table.row_numbers,
-                                kind=kind, sentiment=sentiment)
+                                kind=kind, sentiment=sentiment, zone=settings.timezone)
             session.commit()
     except TriageError as exc:
         _fail(exc)

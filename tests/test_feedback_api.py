@@ -154,3 +154,9 @@ def test_unknown_or_malformed_period(client: TestClient) -> None:
     assert client.get("/v1/reports/periods/2026-01-01..2026-01-31").status_code == 404
     bad = client.get("/v1/reports/periods/november")
     assert bad.status_code == 422 and "YYYY-MM-DD" in bad.json()["detail"]
+
+
+def test_an_event_time_without_a_zone_is_local_time(client: TestClient, ticket_id: int) -> None:
+    body = client.post(f"/v1/tickets/{ticket_id}/events",
+                       json={"type": "received", "at": "2026-11-02T09:30:00"}).json()
+    assert datetime.fromisoformat(body["at"]) == datetime(2026, 11, 2, 1, 30, tzinfo=UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -36,15 +37,17 @@ def normalize_rating(value: str | int | None) -> str | None:
     return rating
 
 
-def _moment(at: datetime | None) -> datetime:
+def _moment(at: datetime | None, zone: str) -> datetime:
+    """Now, or ``at``; a time without a zone is the centre's local time (as at intake)."""
     if at is None:
         return datetime.now(UTC)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(zone))
 
 
 def record_feedback(
     *, session: Session, sentiment: LoadedSentiment, ticket_id: int, rating: str | int | None,
     text: str | None, channel: str | None = None, at: datetime | None = None,
+    zone: str = "Asia/Shanghai",
 ) -> store.Feedback:
     """Store a return visit's rating and words with the sentiment read from them."""
     ticket = get_ticket(session=session, ticket_id=ticket_id)
@@ -53,7 +56,7 @@ def record_feedback(
     if normalized is None and words is None:
         raise InvalidTicketError("feedback needs a rating, a text, or both")
     values: dict[str, Any] = {"rating": normalized, "rating_raw": None if rating is None else
-                              str(rating), "text": words, "channel": channel, "at": _moment(at),
+                              str(rating), "text": words, "channel": channel, "at": _moment(at, zone),
                               "sentiment_version": sentiment.version}
     if words is not None:
         result = (sentiment.model.check_rating(words, normalized) if normalized
@@ -66,18 +69,19 @@ def record_feedback(
 
 def record_event(
     *, session: Session, ticket_id: int, type: str, unit: str | None, at: datetime | None,
+    zone: str = "Asia/Shanghai",
 ) -> store.Event:
     """Store one handling event of a known type."""
     if type not in EVENT_TYPES:
         raise InvalidTicketError(f"event type {type!r} is not one of {', '.join(EVENT_TYPES)}")
     ticket = get_ticket(session=session, ticket_id=ticket_id)
     return store.add_event(session, ticket=ticket, type=type, unit=(unit or "").strip() or None,
-                           at=_moment(at))
+                           at=_moment(at, zone))
 
 
 def import_rows(
     *, session: Session, rows: list[dict[str, str]], row_numbers: list[int], kind: str,
-    sentiment: LoadedSentiment | None = None,
+    sentiment: LoadedSentiment | None = None, zone: str = "Asia/Shanghai",
 ) -> int:
     """Import feedback (``ticket_id, rating, text, channel, at``) or events (``ticket_id, type,
     unit, at``) rows, all or none: every bad row is named in one error and nothing is stored."""
@@ -86,7 +90,7 @@ def import_rows(
     for row, number in zip(rows, row_numbers, strict=True):
         try:
             with session.begin_nested():
-                _import_one(session, row, kind, sentiment)
+                _import_one(session, row, kind, sentiment, zone)
             done += 1
         except (TriageError, ValueError) as exc:
             problems.append(f"row {number}: {getattr(exc, 'message', str(exc))}")
@@ -99,19 +103,19 @@ def import_rows(
 
 
 def _import_one(session: Session, row: dict[str, str], kind: str,
-                sentiment: LoadedSentiment | None) -> None:
+                sentiment: LoadedSentiment | None, zone: str) -> None:
     raw_id = (row.get("ticket_id") or "").strip()
     if not raw_id.isdigit():
         raise InvalidTicketError(f"ticket_id {raw_id!r} is not a ticket number")
     at = _parse_time(row.get("at"))
     if kind == "events":
         record_event(session=session, ticket_id=int(raw_id), type=(row.get("type") or "").strip(),
-                     unit=row.get("unit"), at=at)
+                     unit=row.get("unit"), at=at, zone=zone)
         return
     assert sentiment is not None
     record_feedback(session=session, sentiment=sentiment, ticket_id=int(raw_id),
                     rating=row.get("rating") or None, text=row.get("text") or None,
-                    channel=row.get("channel") or None, at=at)
+                    channel=row.get("channel") or None, at=at, zone=zone)
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.schemas import EventCreate, EventPublic, FeedbackCreate, FeedbackPublic
 from models.sentiment import LoadedSentiment
 from triage import feedback
@@ -24,18 +24,19 @@ SentimentDep = Annotated[LoadedSentiment, Depends(get_sentiment)]
 @router.post("/{ticket_id}/feedback", status_code=status.HTTP_201_CREATED,
              response_model=FeedbackPublic)
 def add_feedback(ticket_id: int, body: FeedbackCreate, session: SessionDep,
-                 sentiment: SentimentDep) -> FeedbackPublic:
+                 sentiment: SentimentDep, settings: SettingsDep) -> FeedbackPublic:
     """A return visit's rating and words; the words are masked and scored."""
     row = feedback.record_feedback(session=session, sentiment=sentiment, ticket_id=ticket_id,
                                    rating=body.rating, text=body.text, channel=body.channel,
-                                   at=body.at)
+                                   at=body.at, zone=settings.timezone)
     return FeedbackPublic.model_validate(row, from_attributes=True)
 
 
 @router.post("/{ticket_id}/events", status_code=status.HTTP_201_CREATED,
              response_model=EventPublic)
-def add_event(ticket_id: int, body: EventCreate, session: SessionDep) -> EventPublic:
+def add_event(ticket_id: int, body: EventCreate, session: SessionDep,
+              settings: SettingsDep) -> EventPublic:
     """One step of the ticket's handling (dispatched ... closed)."""
     row = feedback.record_event(session=session, ticket_id=ticket_id, type=body.type,
-                                unit=body.unit, at=body.at)
+                                unit=body.unit, at=body.at, zone=settings.timezone)
     return EventPublic.model_validate(row, from_attributes=True)
