@@ -134,19 +134,20 @@ class HierarchicalClassifier:
 
     def predict_paths(
         self, texts: Sequence[str], *, explain: bool = True,
-        within: Sequence[str | None] | None = None,
+        within: Sequence[str | None] | None = None, features: Any = None,
     ) -> list[PathPrediction]:
         """Top-level, leaf, top-k alternatives, confidences and the review decision.
 
         ``explain=False`` skips the matched terms (batch jobs that write no explanation).
         ``within[i]``, a node path, confines appeal ``i`` to that node's subtree (a staff
         correction at any level): its top level is then certain and its leaf is chosen there.
+        ``features``: ``featurizer_.transform(texts)`` when the caller has it already.
         """
         self._check_fitted()
         texts = list(texts)
         if not texts:
             return []
-        X = self.featurizer_.transform(texts)
+        X = features if features is not None else self.featurizer_.transform(texts)
         scores = self.leaves_.scores(X)
         p1 = self._level1_proba(X, scores)
         if within is not None:

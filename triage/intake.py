@@ -50,9 +50,12 @@ def predict_records(
     Staff corrections come first: an appeal like a corrected one (``memory``) takes the
     corrected sub-item (its leaf chosen under the corrected node) and department.
     """
-    recalls = memory.recall(texts) if memory is not None and len(memory) else [None] * len(texts)
+    features = loaded.model.featurizer_.transform(texts) if texts else None
+    recalls = (memory.recall(texts, features=features) if memory is not None and len(memory)
+               else [None] * len(texts))
     predictions = loaded.model.predict_paths(
-        texts, explain=explain, within=[r.subitem if r else None for r in recalls])
+        texts, explain=explain, within=[r.subitem if r else None for r in recalls],
+        features=features)
     routes = dispatcher_of(loaded).route(
         texts, [p.subitem for p in predictions], default_unit=settings.default_department,
         exclude=exclude)
