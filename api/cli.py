@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,6 +119,7 @@ def predict(
         texts = table.column(text_column)
     except TriageError as exc:
         _fail(exc)
+    gc.freeze()  # the model's objects live until exit: keep full collections off them
     rows = []
     with _bar() as bar:
         task = bar.add_task("classifying", total=len(texts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 from models.artifacts import LoadedModel, Registry
@@ -30,6 +31,7 @@ class ModelHolder:
             with self._lock:
                 if self._loaded is not None and self._loaded.version != active:
                     self._loaded = self.registry.load_active()
+                    gc.freeze()  # the new model's objects are long-lived too
                 loaded = self._loaded
         assert loaded is not None
         return loaded
