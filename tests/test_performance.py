@@ -10,13 +10,11 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from triage.errors import NotFoundError
+from triage.errors import NotFoundError, PerformanceInputError, PeriodFrozenError
 from triage.ledger import ResultsLedger
 from triage.performance import (
     FactColumns,
-    PerformanceInputError,
     PerformanceSettings,
-    PeriodFrozenError,
     TicketFacts,
     compute_results,
     warn,

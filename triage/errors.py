@@ -53,3 +53,15 @@ class ModelNotReadyError(TriageError):
 
 class RoutingError(InputFileError):
     """A responsibility list or gazetteer that breaks its rules, or a path it cannot route."""
+
+
+class PeriodFrozenError(TriageError):
+    """A published period cannot be published again; it is corrected by a new revision."""
+
+    status_code = 409
+
+
+class PerformanceInputError(TriageError):
+    """Ticket facts or results that cannot be scored as they are."""
+
+    status_code = 422

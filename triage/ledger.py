@@ -13,8 +13,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from triage.errors import NotFoundError
-from triage.performance import PerformanceInputError, PeriodFrozenError, UnitResult
+from triage.errors import NotFoundError, PerformanceInputError, PeriodFrozenError
+from triage.performance import UnitResult
 
 
 @dataclass(frozen=True)

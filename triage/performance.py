@@ -49,7 +49,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from triage.errors import TriageError
+from triage.errors import PerformanceInputError
 
 RATINGS = ("满意", "基本满意", "不满意")  # codes 1, 2, 3; 0 = none
 SENTIMENTS = ("positive", "neutral", "negative")
@@ -57,18 +57,6 @@ RATE_NAMES = ("response_rate", "resolution_rate", "satisfaction_rate", "on_time_
               "return_rate", "rehandling_rate")
 WarningLevel = Literal["green", "yellow", "red"]
 _DAY = 86_400
-
-
-class PeriodFrozenError(TriageError):
-    """A published period cannot be published again; it is corrected by a new revision."""
-
-    status_code = 409
-
-
-class PerformanceInputError(TriageError):
-    """Ticket facts or results that cannot be scored as they are."""
-
-    status_code = 422
 
 
 class DeadlineOverride(BaseModel):

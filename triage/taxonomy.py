@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.errors import LabelError, TaxonomyError
-from triage.tables import Table, read_table
+from triage.tables import Table, read_table, read_yaml_list
 
 SEP = "/"
 META_COLUMNS = {
@@ -281,18 +281,7 @@ def _keywords(value: Any) -> list[str]:
 
 
 def _yaml_records(path: Path) -> list[dict[str, Any]]:
-    import yaml
-
-    from triage.tables import _decode
-
-    try:
-        data = yaml.safe_load(_decode(path))
-    except yaml.YAMLError as exc:
-        raise TaxonomyError(f"{path}: not valid YAML: {exc}") from None
-    if isinstance(data, dict) and "data" in data:
-        data = data["data"]
-    if not isinstance(data, list):
-        raise TaxonomyError(f"{path}: expected a list of nodes {{name, children: [...]}} at the top")
+    data = read_yaml_list(path, shape="nodes {name, children: [...]}", error=TaxonomyError)
     return _nested_records(data, (), str(path))
 
 
