@@ -61,7 +61,12 @@ def train(
     text_column: Annotated[str, typer.Option(help="column with the appeal text")],
     label_column: Annotated[str, typer.Option(help="column with a node path or name")],
     taxonomy: Annotated[Path, typer.Option(help="taxonomy CSV/XLSX/YAML")],
-    preset: Annotated[str, typer.Option(help="fast | accurate")] = "fast",
+    preset: Annotated[str, typer.Option(
+        help="fast (TF-IDF only) | accurate (adds the sentence encoder, TRIAGE_ENCODER)")] = "fast",
+    time_budget: Annotated[float | None, typer.Option(
+        "--time-budget", metavar="MIN",
+        help="accurate only: first fine-tune the encoder on these appeals for at most MIN "
+        "minutes (resumable: a rerun on the same data continues)")] = None,
     output: Annotated[Path | None, typer.Option(help="version directory to write")] = None,
     holdout: Annotated[float, typer.Option(help="share held out to measure the model")] = 0.1,
     activate: Annotated[bool, typer.Option(help="activate the new registry version")] = False,
@@ -92,7 +97,8 @@ def train(
             loaded = train_version(
                 texts=texts, labels=labels, taxonomy=tax, output=output, registry=registry,
                 preset=preset, holdout=holdout, progress=lambda m: status.update(m),
-                sources=[str(p) for p in data], dispatcher=dispatcher)
+                sources=[str(p) for p in data], dispatcher=dispatcher, settings=settings,
+                finetune_minutes=time_budget)
         if activate and output is None:
             registry.activate(loaded.version)
     except TriageError as exc:

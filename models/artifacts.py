@@ -81,13 +81,54 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+ENCODER_DIR = "encoder"
+
+
+def encoder_manifest(encoder: Any, source: str) -> dict[str, Any]:
+    """What a version records of its encoder, so that loading can find and check it.
+
+    ``source``: ``"e5-small"`` (the packaged model), a local model directory, or ``"bundled"``
+    (a fine-tuned encoder stored inside the version, in ``encoder/``).
+    """
+    return {"source": source, "fingerprint": encoder.fingerprint, "max_length": encoder.max_length,
+            "max_chars": encoder.max_chars, "prefix": encoder.prefix, "dim": encoder.dim}
+
+
+def attach_encoder(model: HierarchicalClassifier, manifest: dict[str, Any], directory: Path,
+                   *, home: Path | None = None, backend: str | None = None) -> None:
+    """Open the encoder a version was trained with and check it is the same one."""
+    info = manifest.get("encoder")
+    if not model.needs_encoder:
+        return
+    if not isinstance(info, dict) or "source" not in info:
+        raise ArtifactError(f"{directory}: the model needs an encoder but its manifest names none")
+    from models.encoder import fingerprint, locate_encoder, open_encoder
+    from triage.settings import get_settings
+
+    settings = get_settings()
+    home = home or settings.home
+    source = str(info["source"])
+    where = Path(directory) / ENCODER_DIR if source == "bundled" else source
+    path = locate_encoder(where, home)
+    found = fingerprint(path)
+    if found != info.get("fingerprint"):
+        raise ArtifactError(
+            f"{directory} was trained with encoder {source} (weights {str(info.get('fingerprint'))[:12]}) "
+            f"but {path} holds other weights ({found[:12]}): use the encoder it was trained with "
+            f"(TRIAGE_ENCODER) or retrain the version")
+    model.attach_encoder(open_encoder(
+        where, home, backend=backend or settings.encoder_backend,
+        max_length=int(info.get("max_length", 256)), max_chars=int(info.get("max_chars", 320))))
+
+
 def save_model(
     model: HierarchicalClassifier, directory: Path, *, manifest: dict[str, Any],
-    dispatcher: Any = None,
+    dispatcher: Any = None, encoder_dir: Path | None = None,
 ) -> Path:
     """Write a new version directory; refuses a directory that already holds files.
 
-    ``dispatcher`` (routing: responsibility list, gazetteer, learned router) goes to ``routing.pkl``.
+    ``dispatcher`` (routing: responsibility list, gazetteer, learned router) goes to ``routing.pkl``;
+    ``encoder_dir`` (a fine-tuned encoder) is copied into ``encoder/``.
     """
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
@@ -99,6 +140,8 @@ def save_model(
     if dispatcher is not None:
         with (directory / ROUTING_FILE).open("wb") as handle:
             pickle.dump(dispatcher, handle, protocol=5)
+    if encoder_dir is not None:
+        shutil.copytree(encoder_dir, directory / ENCODER_DIR)
     (directory / "taxonomy.json").write_text(
         json.dumps(model.taxonomy.to_dict(), ensure_ascii=False), encoding="utf-8")
     full = {
@@ -175,6 +218,7 @@ def load_model(directory: Path) -> LoadedModel:
         raise ArtifactError(f"{directory}: the model's taxonomy does not match its manifest")
     if list(model.classes_) != list(manifest["labels"]):
         raise ArtifactError(f"{directory}: the model's labels do not match its manifest")
+    attach_encoder(model, manifest, directory)
     return LoadedModel(model=model, manifest=manifest, path=directory,
                        dispatcher=load_pickle(directory / ROUTING_FILE) if manifest.get("routing")
                        else None)

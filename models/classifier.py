@@ -4,19 +4,28 @@ The top level (一级分类) is learnt from labelled appeals with a linear model
 TF-IDF. The leaf is chosen among the leaves of the predicted top level by ``LeafScorer`` (examples,
 names, descriptions, keywords). Only top levels with labelled appeals are predicted; the others are
 listed in ``unsupported_``.
+
+With an encoder (``fit(..., embed=encoder.encode)``: the ``accurate`` preset) an ``EmbeddingHead``
+adds the encoder's evidence: its level-1 log-probabilities are fused with the TF-IDF model's and
+its leaf similarities with the TF-IDF leaf scores. The fusion weight and a cascade threshold are
+chosen by cross-validation on the training appeals (``models.fusion.choose_fusion``): appeals the
+TF-IDF model is sure of skip the encoder. The encoder itself is not pickled; ``attach_encoder``
+gives a loaded model its encoder back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from models.features import TextFeaturizer, prepare
+from models.fusion import EmbeddingHead, FusionChoice, choose_fusion
 from models.leaves import LeafScorer, describe_leaf
 from triage.errors import LabelError, ModelNotReadyError
 from triage.taxonomy import Taxonomy
@@ -48,7 +57,8 @@ class HierarchicalClassifier:
     def __init__(
         self, *, taxonomy: Taxonomy, C: float = 1.0, model: str = "svm", temperature: float = 0.04,
         review_threshold: float = 0.35, review_threshold_level1: float = 0.6, top_k: int = 3,
-        leaf_evidence: float = 15.0,
+        leaf_evidence: float = 15.0, encoder_weight: float | None = None,
+        cascade: float | None = None, leaf_encoder_weight: float = 1.0, fusion_folds: int = 3,
     ) -> None:
         self.taxonomy = taxonomy
         self.C = C
@@ -58,10 +68,21 @@ class HierarchicalClassifier:
         self.review_threshold_level1 = review_threshold_level1
         self.top_k = top_k
         self.leaf_evidence = leaf_evidence
+        self.encoder_weight = encoder_weight
+        self.cascade = cascade
+        self.leaf_encoder_weight = leaf_encoder_weight
+        self.fusion_folds = fusion_folds
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> HierarchicalClassifier:
-        """Learn from appeals labelled at any level (full paths or bare node names)."""
+    def fit(
+        self, texts: Sequence[str], labels: Sequence[str], *,
+        embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    ) -> HierarchicalClassifier:
+        """Learn from appeals labelled at any level (full paths or bare node names).
+
+        ``embed`` (texts → unit-length embeddings, e.g. ``Encoder.encode``) adds the encoder's
+        evidence; the fitted model then needs an encoder at prediction (``attach_encoder``).
+        """
         if len(texts) != len(labels):
             raise LabelError(f"{len(texts)} texts but {len(labels)} labels")
         nodes = self.taxonomy.resolve_labels(list(labels))
@@ -79,7 +100,90 @@ class HierarchicalClassifier:
             featurizer=self.featurizer_,
         )
         self.n_train_ = len(texts)
+        self.head_: EmbeddingHead | None = None
+        self.fusion_: FusionChoice | None = None
+        if embed is not None and self.level1_model_ is not None:
+            self._fit_encoder_part(list(texts), list(labels), y, embed)
+        del self.leaves_.assignment_
         return self
+
+    def _fit_encoder_part(
+        self, texts: list[str], labels: list[str], y: np.ndarray,
+        embed: Callable[[Sequence[str]], np.ndarray],
+    ) -> None:
+        leaves = [leaf for r in self.classes_ for leaf in self.taxonomy.leaves(r)]
+        E = embed(texts)
+        self.head_ = EmbeddingHead().fit(
+            E, y, len(self.classes_), leaf_assignment=self.leaves_.assignment_,
+            leaf_meta=embed([describe_leaf(leaf) for leaf in leaves]))
+        if self.encoder_weight is not None and self.cascade is not None:
+            self.fusion_ = FusionChoice(self.encoder_weight, self.cascade, *[float("nan")] * 4)
+            return
+        tfidf, encoder = self._out_of_fold(texts, labels, y, E)
+        choice = choose_fusion(y, tfidf, encoder)
+        if self.encoder_weight is not None:
+            choice.weight = self.encoder_weight
+        if self.cascade is not None:
+            choice.cascade = self.cascade
+        self.fusion_ = choice
+
+    def _out_of_fold(
+        self, texts: list[str], labels: list[str], y: np.ndarray, E: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """TF-IDF probabilities and encoder log-probabilities of each appeal, from models that
+        did not see it (``fusion_folds`` folds of the training appeals)."""
+        k = len(self.classes_)
+        tfidf, encoder = np.zeros((len(texts), k)), np.zeros((len(texts), k))
+        folds = min(self.fusion_folds, int(np.bincount(y).min()))
+        if folds < 2:
+            tfidf[np.arange(len(y)), y] = 1.0
+            return tfidf, encoder
+        params = {n: getattr(self, n) for n in ("C", "model", "temperature", "leaf_evidence")}
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
+        for train, test in splitter.split(np.zeros(len(y)), y):
+            inner = HierarchicalClassifier(taxonomy=self.taxonomy, **params).fit(
+                [texts[i] for i in train], [labels[i] for i in train])
+            columns = [self.classes_.index(c) for c in inner.classes_]
+            tfidf[np.ix_(test, columns)] = inner.predict_proba([texts[i] for i in test])
+            head = EmbeddingHead().fit(E[train], y[train], k, leaf_assignment=np.full(len(train), -1),
+                                       leaf_meta=np.zeros((1, E.shape[1]), np.float32))
+            encoder[test] = head.level1_log_proba(E[test])
+        return tfidf, encoder
+
+    # -- the encoder -------------------------------------------------------------------------
+    @property
+    def needs_encoder(self) -> bool:
+        return getattr(self, "head_", None) is not None
+
+    def attach_encoder(self, encoder: Any) -> HierarchicalClassifier:
+        """Give a fitted (or unpickled) model the encoder it was trained with."""
+        self.encoder_ = encoder
+        return self
+
+    def _fuse(
+        self, texts: list[str], p1: np.ndarray, scores: np.ndarray,
+    ) -> np.ndarray:
+        """Fuse the encoder's evidence into ``p1`` and ``scores`` in place for the appeals the
+        cascade sends to it; returns which appeals those were."""
+        use = np.zeros(len(texts), dtype=bool)
+        if not self.needs_encoder:
+            return use
+        encoder = getattr(self, "encoder_", None)
+        if encoder is None:
+            raise ModelNotReadyError("this model was trained with an encoder and none is "
+                                     "attached: load it through models.artifacts.load_model")
+        assert self.head_ is not None and self.fusion_ is not None
+        use = p1.max(axis=1) < self.fusion_.cascade
+        if not use.any():
+            return use
+        rows = np.flatnonzero(use)
+        E = encoder.encode([texts[i] for i in rows])
+        z = np.log(np.clip(p1[rows], 1e-12, None)) + self.fusion_.weight * self.head_.level1_log_proba(E)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p1[rows] = p / p.sum(axis=1, keepdims=True)
+        scores[rows] += self.leaf_encoder_weight * self.head_.leaf_scores(E)
+        return use
 
     def _fit_level1(self, X: Any, y: np.ndarray) -> Any:
         if len(self.classes_) == 1:
@@ -101,8 +205,12 @@ class HierarchicalClassifier:
         self._check_fitted()
         if len(texts) == 0:
             return np.zeros((0, len(self.classes_)))
+        texts = list(texts)
         X = self.featurizer_.transform(texts)
-        return self._level1_proba(X, self.leaves_.scores(X))
+        scores = self.leaves_.scores(X)
+        p1 = self._level1_proba(X, scores)
+        self._fuse(texts, p1, scores)
+        return p1
 
     def _level1_proba(self, X: Any, leaf_scores: np.ndarray) -> np.ndarray:
         """Top-level probabilities from the linear model's margins plus the leaves' evidence.
@@ -150,12 +258,17 @@ class HierarchicalClassifier:
         X = features if features is not None else self.featurizer_.transform(texts)
         scores = self.leaves_.scores(X)
         p1 = self._level1_proba(X, scores)
+        encoded = self._fuse(texts, p1, scores)
         if within is not None:
             self._confine(p1, scores, within)
         choices = [self._choose(p1[i], scores[i : i + 1]) for i in range(len(texts))]
         leaves = np.array([c[1] for c in choices])
         terms = self._matched_terms(X, leaves) if explain else [[] for _ in texts]
-        return [self._prediction(p1[i], *choices[i], terms[i]) for i in range(len(texts))]
+        out = [self._prediction(p1[i], *choices[i], terms[i]) for i in range(len(texts))]
+        if self.needs_encoder:
+            for prediction, used in zip(out, encoded, strict=True):
+                prediction.explanation["encoder"] = bool(used)
+        return out
 
     def _confine(self, p1: np.ndarray, scores: np.ndarray, within: Sequence[str | None]) -> None:
         keys = self.leaves_.leaf_keys_
@@ -236,6 +349,7 @@ class HierarchicalClassifier:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_names", None)
+        state.pop("encoder_", None)  # loaded separately (models.artifacts), never pickled
         return state
 
 

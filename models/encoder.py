@@ -91,6 +91,24 @@ def head_tail(text: str, max_chars: int) -> str:
     return text[:head] + "…" + text[-(max_chars - head - 1):]
 
 
+_OPEN: dict[tuple, Encoder] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def open_encoder(
+    source: str | Path, home: Path, *, backend: str = "onnx", max_length: int = 256,
+    max_chars: int = 320, progress: Progress | None = None,
+) -> Encoder:
+    """One shared ``Encoder`` per model directory and settings (the classifier, the correction
+    memory and a reloaded version use the same session and cache)."""
+    path = locate_encoder(source, home, progress)
+    key = (str(path.resolve()), backend, max_length, max_chars)
+    with _OPEN_LOCK:
+        if key not in _OPEN:
+            _OPEN[key] = Encoder(path, backend=backend, max_length=max_length, max_chars=max_chars)
+        return _OPEN[key]
+
+
 class Encoder:
     """Embeds texts with a transformer; ``backend`` ``"onnx"`` (int8, fast) or ``"torch"`` (fp32).
 

@@ -68,6 +68,9 @@ class LeafScorer:
             protos = l2_normalize(_top_terms(sp.csr_matrix(protos, dtype=np.float32), self.max_terms))
         self.n_examples_ = np.bincount(gold[gold >= 0], minlength=len(leaves))
         self.prototypes_ = protos
+        # Each training appeal's leaf (labelled, else the confident pseudo leaf, else -1): the
+        # encoder's leaf prototypes are built from it (``models.fusion``). Not kept in the model.
+        self.assignment_ = np.where(gold >= 0, gold, pseudo)
         return self
 
     def _assign(

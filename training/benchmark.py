@@ -1,12 +1,19 @@
 """Benchmark on the shared Teddy data: level-1 macro-F1 and accuracy (5 folds, twins kept together),
-leaf accuracy on the hand-labelled set, training time and throughput.
+leaf accuracy on the hand-labelled set, training time, throughput, latency and memory.
 
-Run: ``.venv/bin/python -m training.benchmark`` (``--folds``, ``--shared-dir``; prints the figures).
+Run: ``.venv/bin/python -m training.benchmark [--preset fast|accurate]`` (``--folds``,
+``--shared-dir``, ``--skip``; prints the figures). ``accurate`` uses the encoder of the settings
+(``TRIAGE_ENCODER``, the packaged e5-small by default, rebuilt under ``TRIAGE_HOME``).
+
+Throughput and single-ticket latency are measured with a cold encoder cache: ``triage predict``
+runs in a new process over every appeal; latency classifies each appeal alone, in order, after the
+cache is cleared, through the whole classification pipeline (TF-IDF, cascade, encoder, fusion).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import subprocess
 import sys
 import tempfile
@@ -17,8 +24,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-from models.artifacts import save_model
+from models.artifacts import encoder_manifest, save_model
 from models.classifier import HierarchicalClassifier
+from models.encoder import open_encoder
 from training.teddy import TEDDY, load_leaf_gold, load_teddy
 from triage.settings import get_settings
 from triage.tables import write_csv
@@ -27,33 +35,44 @@ from triage.taxonomy import Taxonomy
 LEAF_GOLD = Path(__file__).with_name("leaf_labels.csv")
 
 
-def cross_validate(data, taxonomy: Taxonomy, folds: int, **params) -> dict[str, float]:
+def fit_model(taxonomy: Taxonomy, texts, labels, encoder=None, **params) -> HierarchicalClassifier:
+    """The classifier of a preset: TF-IDF alone, or fused with ``encoder`` (accurate)."""
+    model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(
+        list(texts), list(labels), embed=encoder.encode if encoder is not None else None)
+    if encoder is not None:
+        model.attach_encoder(encoder)
+    return model
+
+
+def cross_validate(data, taxonomy: Taxonomy, folds: int, encoder=None, **params) -> dict[str, float]:
     """Level-1 macro-F1 and accuracy over grouped, stratified folds."""
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
     texts, labels = np.array(data.texts, dtype=object), np.array(data.labels)
     f1s, accs, raw_f1s, fit_times = [], [], [], []
-    for train, test in splitter.split(texts, labels, data.groups):
+    for fold, (train, test) in enumerate(splitter.split(texts, labels, data.groups)):
         start = time.perf_counter()
-        model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(texts[train], labels[train])
+        model = fit_model(taxonomy, texts[train], labels[train], encoder, **params)
         fit_times.append(time.perf_counter() - start)
         predicted = [p.level1 for p in model.predict_paths(list(texts[test]), explain=False)]
         f1s.append(f1_score(labels[test], predicted, average="macro"))
         accs.append(accuracy_score(labels[test], predicted))
         raw = [k for k, i in enumerate(test) if data.sources[i] == "raw"]
         raw_f1s.append(f1_score(labels[test][raw], np.array(predicted)[raw], average="macro"))
+        print(f"fold {fold + 1}: macro-F1 {f1s[-1]:.4f} (fit {fit_times[-1]:.0f} s)"
+              + (f", fusion {model.fusion_}" if model.fusion_ else ""), flush=True)
     return {"macro_f1": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
             "accuracy": float(np.mean(accs)), "macro_f1_raw_appeals": float(np.mean(raw_f1s)),
             "fold_fit_s": float(np.mean(fit_times))}
 
 
-def leaf_accuracy(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
+def leaf_accuracy(data, taxonomy: Taxonomy, encoder=None, **params) -> dict[str, float]:
     """Train on every appeal except the hand-labelled ones (and their twins); score their leaves."""
     texts, gold = load_leaf_gold(LEAF_GOLD, data)
     held = set(texts)
     held_groups = {g for t, g in zip(data.texts, data.groups, strict=True) if t in held}
     keep = [i for i, g in enumerate(data.groups) if g not in held_groups]
-    model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(
-        [data.texts[i] for i in keep], [data.labels[i] for i in keep])
+    model = fit_model(taxonomy, [data.texts[i] for i in keep], [data.labels[i] for i in keep],
+                      encoder, **params)
     predicted = model.predict_paths(texts, explain=False)
     right = [p.subitem == g for p, g in zip(predicted, gold, strict=True)]
     right_l1 = [p.level1 == g.split("/")[0] for p, g in zip(predicted, gold, strict=True)]
@@ -63,16 +82,28 @@ def leaf_accuracy(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
             "leaf_consistent": float(np.mean([p.subitem.startswith(p.level1 + "/") for p in predicted]))}
 
 
-def speed(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
-    """Training time on all appeals; throughput of the model and of ``triage predict`` end to end."""
+def speed(data, taxonomy: Taxonomy, encoder=None, latency_n: int = 0, **params) -> dict[str, float]:
+    """Training time on all appeals (cold encoder cache); throughput of the model and of
+    ``triage predict`` end to end (a new process: cold cache); single-ticket latency; peak RSS of
+    the ``triage predict`` process."""
+    if encoder is not None:
+        encoder.clear_cache()
     start = time.perf_counter()
-    model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(data.texts, data.labels)
+    model = fit_model(taxonomy, data.texts, data.labels, encoder, **params)
     fit_s = time.perf_counter() - start
+    results = {"train_s": fit_s}
+    if encoder is not None:
+        encoder.clear_cache()
     start = time.perf_counter()
-    model.predict_paths(data.texts, explain=False)
-    predict_s = time.perf_counter() - start
+    predicted = model.predict_paths(data.texts, explain=False)
+    results["predict_tickets_per_s"] = len(data.texts) / (time.perf_counter() - start)
+    if encoder is not None:
+        results["encoder_share"] = float(np.mean([p.explanation["encoder"] for p in predicted]))
     with tempfile.TemporaryDirectory() as tmp:
-        version = save_model(model, Path(tmp) / "v", manifest={"version": "benchmark"})
+        manifest = {"version": "benchmark"}
+        if encoder is not None:
+            manifest["encoder"] = encoder_manifest(encoder, get_settings().encoder)
+        version = save_model(model, Path(tmp) / "v", manifest=manifest)
         source = Path(tmp) / "appeals.csv"
         write_csv(source, ["text"], ({"text": t} for t in data.texts))
         triage = Path(sys.executable).with_name("triage")
@@ -80,9 +111,22 @@ def speed(data, taxonomy: Taxonomy, **params) -> dict[str, float]:
         subprocess.run([str(triage), "predict", "--model", str(version), "--input", str(source),
                         "--text-column", "text", "--output", str(Path(tmp) / "out.csv")],
                        check=True, capture_output=True)
-        cli_s = time.perf_counter() - start
-    return {"train_s": fit_s, "predict_tickets_per_s": len(data.texts) / predict_s,
-            "cli_predict_tickets_per_s": len(data.texts) / cli_s}
+        results["cli_predict_tickets_per_s"] = len(data.texts) / (time.perf_counter() - start)
+        results["cli_predict_peak_rss_mb"] = resource.getrusage(
+            resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if latency_n:
+        if encoder is not None:
+            encoder.clear_cache()
+        times = []
+        for text in data.texts[:latency_n]:
+            start = time.perf_counter()
+            model.predict_paths([text])
+            times.append(time.perf_counter() - start)
+        results["single_ticket_n"] = len(times)
+        results["single_ticket_p50_ms"] = float(np.percentile(times, 50) * 1000)
+        results["single_ticket_p99_ms"] = float(np.percentile(times, 99) * 1000)
+        results["single_ticket_max_ms"] = float(np.max(times) * 1000)
+    return results
 
 
 def main() -> None:
@@ -90,17 +134,28 @@ def main() -> None:
     parser.add_argument("--shared-dir", type=Path, default=get_settings().shared_dir)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], choices=["cv", "leaf", "speed"])
+    parser.add_argument("--preset", default="fast", choices=["fast", "accurate"])
+    parser.add_argument("--latency-n", type=int, default=None,
+                        help="appeals classified one at a time for latency (default: all)")
     args = parser.parse_args()
     taxonomy = Taxonomy.from_file(args.shared_dir / TEDDY / "taxonomy_3level.csv")
     data = load_teddy(args.shared_dir)
     print(f"appeals: {len(data.texts)} ({len(set(data.groups))} twin-aware groups)")
+    encoder = None
+    if args.preset == "accurate":
+        settings = get_settings()
+        encoder = open_encoder(settings.encoder, settings.home, backend=settings.encoder_backend,
+                               max_length=settings.encoder_max_length,
+                               max_chars=settings.encoder_max_chars)
+        print(f"encoder: {encoder.describe()}")
     results: dict[str, float] = {}
     if "cv" not in args.skip:
-        results.update(cross_validate(data, taxonomy, args.folds))
+        results.update(cross_validate(data, taxonomy, args.folds, encoder))
     if "leaf" not in args.skip:
-        results.update(leaf_accuracy(data, taxonomy))
+        results.update(leaf_accuracy(data, taxonomy, encoder))
     if "speed" not in args.skip:
-        results.update(speed(data, taxonomy))
+        latency_n = len(data.texts) if args.latency_n is None else args.latency_n
+        results.update(speed(data, taxonomy, encoder, latency_n=latency_n))
     for key, value in results.items():
         print(f"{key:32s} {value:.4f}" if isinstance(value, float) else f"{key:32s} {value}")
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from models.artifacts import (
     LoadedModel,
     Registry,
     data_hash,
+    encoder_manifest,
     load_model,
     new_version_id,
     save_model,
@@ -24,7 +27,7 @@ from models.artifacts import (
 from models.classifier import HierarchicalClassifier
 from training.routing import build_dispatcher
 from triage.errors import InputFileError, TriageError
-from triage.settings import Settings
+from triage.settings import Settings, get_settings
 from triage.tables import read_table
 from triage.taxonomy import Taxonomy
 
@@ -63,7 +66,8 @@ def read_labelled(
 
 
 def holdout_metrics(
-    texts: list[str], labels: list[str], taxonomy: Taxonomy, *, fraction: float = 0.1
+    texts: list[str], labels: list[str], taxonomy: Taxonomy, *, fraction: float = 0.1,
+    embed: Callable[[Sequence[str]], Any] | None = None,
 ) -> dict[str, Any]:
     """Level-1 macro-F1 and accuracy of a model fitted on the rest of a stratified random split."""
     level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
@@ -73,7 +77,9 @@ def holdout_metrics(
     train, test = train_test_split(
         list(range(len(texts))), test_size=fraction, stratify=level1, random_state=0)
     model = HierarchicalClassifier(taxonomy=taxonomy).fit(
-        [texts[i] for i in train], [labels[i] for i in train])
+        [texts[i] for i in train], [labels[i] for i in train], embed=embed)
+    if embed is not None:
+        model.attach_encoder(_Embedder(embed))
     predicted = [p.level1 for p in model.predict_paths([texts[i] for i in test], explain=False)]
     gold = [level1[i] for i in test]
     return {
@@ -84,27 +90,103 @@ def holdout_metrics(
     }
 
 
+class _Embedder:
+    """Adapts a plain ``embed`` function to the ``encode`` method a classifier calls."""
+
+    def __init__(self, embed: Callable[[Sequence[str]], Any]) -> None:
+        self.encode = embed
+
+
 def train_version(
     *, texts: list[str], labels: list[str], taxonomy: Taxonomy, output: Path | None,
     registry: Registry, preset: str = "fast", holdout: float = 0.1,
     progress: Progress = lambda _: None, sources: Sequence[str] = (), dispatcher: Any = None,
     base_data: tuple[list[str], list[str]] | None = None, extra_manifest: dict | None = None,
+    settings: Settings | None = None, finetune_minutes: float | None = None,
+    bundled_encoder: Path | None = None,
 ) -> LoadedModel:
-    """Fit a model, measure it, write it as a new version (into ``output`` or the registry)."""
+    """Fit a model, measure it, write it as a new version (into ``output`` or the registry).
+
+    ``preset="accurate"`` adds the sentence encoder (``settings.encoder``); with
+    ``finetune_minutes`` the encoder is first fine-tuned on these appeals for at most that long
+    and stored inside the version. ``bundled_encoder``: a fine-tuned encoder directory to train
+    with and store (a retrained version keeps its parent's).
+    """
     if preset not in PRESETS:
         raise TriageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    if preset == "accurate":
-        raise TriageError("preset 'accurate' needs the transformer encoder, which this release "
-                          "does not include yet; use --preset fast")
+    if finetune_minutes is not None and preset != "accurate":
+        raise TriageError("fine-tuning trains the encoder of the accurate preset: add "
+                          "--preset accurate")
     taxonomy.resolve_labels(labels)  # fail on bad labels before any long work
+    settings = settings or get_settings()
     metrics: dict[str, Any] = {}
-    if holdout > 0:
-        progress("evaluating on a held-out split")
-        metrics.update(holdout_metrics(texts, labels, taxonomy, fraction=holdout))
-    progress(f"training on {len(texts)} appeals")
     start = time.perf_counter()
-    model = HierarchicalClassifier(taxonomy=taxonomy).fit(texts, labels)
-    metrics["train_seconds"] = round(time.perf_counter() - start, 2)
+    encoder, source, bundled = None, None, None
+    with tempfile.TemporaryDirectory(dir=_scratch(settings)) as scratch:
+        if preset == "accurate":
+            encoder, source, bundled = _prepare_encoder(
+                settings, texts, labels, taxonomy, finetune_minutes, Path(scratch), progress,
+                bundled_encoder)
+        embed = None if encoder is None else (
+            lambda batch: encoder.encode(batch, progress=_fraction(progress)))
+        if holdout > 0:
+            progress("evaluating on a held-out split")
+            metrics.update(holdout_metrics(texts, labels, taxonomy, fraction=holdout, embed=embed))
+        progress(f"training on {len(texts)} appeals")
+        model = HierarchicalClassifier(taxonomy=taxonomy).fit(texts, labels, embed=embed)
+        metrics["train_seconds"] = round(time.perf_counter() - start, 2)
+        if model.fusion_ is not None:
+            metrics["fusion"] = {k: round(v, 4) for k, v in asdict(model.fusion_).items()}
+        version_dir = _save(model, texts, labels, preset, sources, metrics, dispatcher, base_data,
+                            extra_manifest, output, registry, encoder, source, bundled, progress)
+    return load_model(version_dir)
+
+
+def _scratch(settings: Settings) -> Path:
+    path = settings.home / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _fraction(progress: Progress) -> Callable[[str, float], None]:
+    return lambda message, done: progress(f"{message} ({done:.0%})")
+
+
+def _prepare_encoder(
+    settings: Settings, texts: list[str], labels: list[str], taxonomy: Taxonomy,
+    finetune_minutes: float | None, scratch: Path, progress: Progress,
+    bundled: Path | None = None,
+) -> tuple[Any, str, Path | None]:
+    """The encoder to train with: the configured one, or a copy fine-tuned on these appeals."""
+    from models.encoder import locate_encoder, open_encoder
+
+    source = "bundled" if bundled is not None else settings.encoder
+    progress(f"preparing the encoder {source}")
+    base = locate_encoder(bundled or source, settings.home, _fraction(progress))
+    if finetune_minutes is not None:
+        from training.finetune import finetune_encoder
+
+        level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
+        bundled = scratch / "encoder"
+        checkpoints = settings.home / "checkpoints" / data_hash(texts, labels)[:16]
+        finetune_encoder(base, texts, level1, bundled, time_budget_min=finetune_minutes,
+                         max_length=settings.encoder_max_length,
+                         max_chars=settings.encoder_max_chars, checkpoint_dir=checkpoints,
+                         progress=_fraction(progress))
+        base, source = bundled, "bundled"
+    encoder = open_encoder(base, settings.home, backend=settings.encoder_backend,
+                           max_length=settings.encoder_max_length,
+                           max_chars=settings.encoder_max_chars, progress=_fraction(progress))
+    return encoder, source, bundled
+
+
+def _save(
+    model: HierarchicalClassifier, texts: list[str], labels: list[str], preset: str,
+    sources: Sequence[str], metrics: dict[str, Any], dispatcher: Any,
+    base_data: tuple[list[str], list[str]] | None, extra_manifest: dict | None,
+    output: Path | None, registry: Registry, encoder: Any, source: str | None,
+    bundled: Path | None, progress: Progress,
+) -> Path:
     training_hash = data_hash(texts, labels)
     version = new_version_id(training_hash)
     manifest = {
@@ -115,11 +197,13 @@ def train_version(
         "metrics": metrics,
         **(extra_manifest or {}),
     }
+    if encoder is not None and source is not None:
+        manifest["encoder"] = encoder_manifest(encoder, source)
     target = Path(output) if output else registry.new_directory(version)
     progress(f"writing version {version} to {target}")
-    save_model(model, target, manifest=manifest, dispatcher=dispatcher)
+    save_model(model, target, manifest=manifest, dispatcher=dispatcher, encoder_dir=bundled)
     write_base_data(target, base_data if base_data is not None else (texts, labels))
-    return load_model(target)
+    return target
 
 
 def _level1_index(model: HierarchicalClassifier, labels: list[str]) -> list[int]:

@@ -21,7 +21,7 @@ from sklearn.metrics import f1_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.artifacts import LoadedModel, Registry
+from models.artifacts import ENCODER_DIR, LoadedModel, Registry
 from training.jobs import read_base_data, read_labelled, train_version
 from triage import store
 from triage.errors import ModelNotReadyError
@@ -67,6 +67,12 @@ def corrections_data(session: Session) -> tuple[list[str], list[str], list[dict[
                               "subitems": [by_text[text][0], row.subitem]})
         by_text[text] = (row.subitem or "", row.reviewer, row.ticket_id)
     return list(by_text), [v[0] for v in by_text.values()], conflicts
+
+
+def _bundled_encoder(current: LoadedModel) -> Path | None:
+    """The fine-tuned encoder stored in the active version, which its retrained successor keeps."""
+    encoder = current.manifest.get("encoder") or {}
+    return current.path / ENCODER_DIR if encoder.get("source") == "bundled" else None
 
 
 def evaluation_set(settings: Settings, loaded: LoadedModel,
@@ -126,6 +132,8 @@ def retrain(*, session: Session, settings: Settings, progress: Progress = lambda
     candidate = train_version(
         texts=texts, labels=labels, taxonomy=current.taxonomy, output=None, registry=registry,
         holdout=0.0, progress=progress, sources=current.manifest.get("training_sources", []),
+        preset=str(current.manifest.get("preset", "fast")), settings=settings,
+        bundled_encoder=_bundled_encoder(current),
         dispatcher=current.dispatcher, base_data=base,
         extra_manifest={"parent": current.version, "n_corrections": len(fixed_texts)})
     progress("evaluating the candidate against the active model")

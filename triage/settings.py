@@ -37,6 +37,14 @@ class Settings(BaseSettings):
         default_factory=PerformanceSettings,
         description="deadlines, weights and thresholds of the performance results "
         "(e.g. TRIAGE_PERFORMANCE__RECEIPT_HOURS=4)")
+    encoder: str = Field(
+        "e5-small", description="sentence encoder of the accurate preset: 'e5-small' (the "
+        "packaged multilingual-e5-small, rebuilt into home/encoders on first use) or a local "
+        "model directory such as a downloaded bge-base-zh")
+    encoder_backend: str = Field("onnx", description="onnx (int8, fast) | torch (fp32)")
+    encoder_max_length: int = Field(128, description="tokens per appeal given to the encoder")
+    encoder_max_chars: int = Field(
+        160, description="characters of a long appeal given to the encoder (head and tail)")
     host: str = "127.0.0.1"
     port: int = 8000
     timezone: str = Field("Asia/Shanghai", description="zone of timestamps sent without one")
