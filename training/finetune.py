@@ -7,8 +7,8 @@ unit vector's logits would otherwise be too flat to train). So ``softmax(Encoder
 W.T + b)`` with ``load_head``'s ``W`` (already multiplied by the scale) is the head's prediction.
 
 The embedding layer is frozen by default: in multilingual-e5 it holds 96M of the 118M parameters
-(the XLM-R vocabulary), it is what a small labelled set overfits first, and leaving it out keeps
-checkpoints small. Checkpoints hold only what trains, plus the optimiser, the schedule, the
+(the XLM-R vocabulary, most of it never seen in appeals), so leaving it out makes steps cheaper,
+checkpoints three times smaller and keeps the rare tokens' vectors as pretrained. Checkpoints hold only what trains, plus the optimiser, the schedule, the
 position in the (seeded, length-bucketed) batch stream and a hash of the data and settings, so an
 interrupted or budget-stopped job continues where it stopped. The output is a new encoder
 directory that ``Encoder`` loads (torch, or ONNX exported on first load), with the head beside it.
@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,17 +62,34 @@ class _Run:
     losses: list[float] = field(default_factory=list)  # per optimiser step, this call only
 
 
+@dataclass
+class _Job:
+    """The objects one training call works with."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    run: _Run
+    started: float
+    checkpoint_dir: Path | None
+    say: Progress
+    saved_step: int = -1
+
+
 def finetune_encoder(
     base_dir: Path, texts: Sequence[str], labels: Sequence[str], out_dir: Path, *,
     max_length: int = 128, max_chars: int = 200, epochs: float = 1.0, batch_size: int = 16,
-    grad_accum: int = 2, lr: float = 3e-5, head_lr: float = 1e-3, freeze_embeddings: bool = True,
+    grad_accum: int = 2, lr: float = 5e-5, head_lr: float = 1e-2, freeze_embeddings: bool = True,
     time_budget_min: float | None = None, checkpoint_dir: Path | None = None,
     checkpoint_every: int = 50, seed: int = 0, progress: Progress | None = None, threads: int = 2,
 ) -> dict[str, Any]:
     """Fine-tune the encoder in ``base_dir`` on (text, label) pairs; write it to ``out_dir``.
 
-    Stops after the optimiser step during which ``time_budget_min`` minutes ran out and still
-    writes ``out_dir``. With ``checkpoint_dir``, the trainable state is saved every
+    ``max_length`` tokens of ``max_chars`` characters (head and tail, with the base's query prefix,
+    as ``Encoder`` prepares them) per appeal; ``lr`` for the transformer layers, ``head_lr`` for
+    the head, a linear schedule with 10% warm-up; ``batch_size`` × ``grad_accum`` appeals per
+    optimiser step. The job stops after the optimiser step during which ``time_budget_min``
+    minutes (counted from the call) ran out, and still writes ``out_dir``. With ``checkpoint_dir``, the trainable state is saved every
     ``checkpoint_every`` steps (and when the budget stops the job); a later call with the same
     data and settings continues from it, other data or settings start over (said via
     ``progress``).
@@ -129,7 +146,6 @@ def load_head(out_dir: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         >>> labels, w, b = load_head(Path("var/encoders/tuned"))  # doctest: +SKIP
         >>> logits = Encoder(Path("var/encoders/tuned")).encode(["路灯不亮了"]) @ w.T + b  # doctest: +SKIP
     """
-
     file = Path(out_dir) / HEAD_FILE
     if not file.is_file():
         raise ArtifactError(f"{out_dir} has no {HEAD_FILE}: it is not a directory written by "
@@ -160,8 +176,9 @@ def _check_data(texts: list[str], labels: list[str]) -> list[str]:
 
 
 def _check_out_dir(out_dir: Path) -> None:
-    """Refuse to replace a non-empty directory that an earlier fine-tuning did not write."""
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / HEAD_FILE).is_file():
+    """Refuse to replace anything but an empty directory or an earlier fine-tuning's output."""
+    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir())
+                             and not (out_dir / HEAD_FILE).is_file()):
         raise ArtifactError(f"{out_dir} already holds files that are not a fine-tuned encoder; "
                             f"choose a new output directory (nothing was changed)")
 
@@ -233,7 +250,6 @@ def _epochs_done(run: _Run) -> float:
 def _optimiser(model: Any, run: _Run, lr: float, head_lr: float) -> tuple[Any, Any]:
     from transformers import get_linear_schedule_with_warmup
 
-
     body = [p for p in model.encoder.parameters() if p.requires_grad]
     groups = [{"params": body, "lr": lr}, {"params": list(model.head.parameters()), "lr": head_lr}]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
@@ -256,25 +272,24 @@ def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: in
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _micro_batches(run: _Run, lengths: Sequence[int]) -> Any:
-    """(micro index, example indices) from ``run.micro`` on, across epoch boundaries."""
-    settings = run.settings
-    epoch, position = divmod(run.micro, run.per_epoch)
+def _micro_batches(run: _Run, lengths: Sequence[int]) -> Iterator[tuple[int, list[int]]]:
+    """(micro-batch index, example indices) from ``run.micro`` to the end, across epochs."""
     micro = run.micro
     while micro < run.total_micro:
-        batches = _epoch_batches(lengths, settings["batch_size"], settings["seed"], epoch)
+        epoch, position = divmod(micro, run.per_epoch)
+        batches = _epoch_batches(lengths, run.settings["batch_size"], run.settings["seed"], epoch)
         for batch in batches[position:]:
             if micro >= run.total_micro:
                 return
             yield micro, batch
             micro += 1
-        epoch, position = epoch + 1, 0
 
 
-def _tensors(batch: list[int], ids: list[list[int]], targets: list[int], pad_id: int) -> tuple:
-
+def _tensors(batch: list[int], ids: list[list[int]], targets: list[int],
+             pad_id: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded token ids, attention mask and gold label indices of one micro-batch."""
     width = max(len(ids[i]) for i in batch)
-    padded = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    padded = torch.full((len(batch), width), pad_id or 0, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     for row, i in enumerate(batch):
         padded[row, : len(ids[i])] = torch.tensor(ids[i])
@@ -296,8 +311,7 @@ def _fit(base_dir: Path, texts: list[str], labels: list[str], out_dir: Path, run
     model = _Classifier(encoder, len(run.labels), settings["freeze_embeddings"])
     optimizer, scheduler = _optimiser(model, run, settings["lr"], settings["head_lr"])
     job = _Job(model, optimizer, scheduler, run, started, checkpoint_dir, say)
-    if checkpoint_dir is not None:
-        _resume(job)
+    _resume(job)
     _train(job, ids, targets, tokenizer.pad_token_id, budget=budget,
            checkpoint_every=checkpoint_every)
     run.seconds = run.seconds_before + (_now() - started)
@@ -305,21 +319,7 @@ def _fit(base_dir: Path, texts: list[str], labels: list[str], out_dir: Path, run
     _write_output(out_dir, model, tokenizer, base_dir, _stamp(run, prefix))
 
 
-@dataclass
-class _Job:
-    """The objects one training call works with."""
-
-    model: Any
-    optimizer: Any
-    scheduler: Any
-    run: _Run
-    started: float
-    checkpoint_dir: Path | None
-    say: Progress
-    saved_step: int = -1
-
-
-def _train(job: _Job, ids: list[list[int]], targets: list[int], pad_id: int, *,
+def _train(job: _Job, ids: list[list[int]], targets: list[int], pad_id: int | None, *,
            budget: float | None, checkpoint_every: int) -> None:
     """Optimiser steps until the end or the budget (checked before each step)."""
     run = job.run
@@ -386,10 +386,9 @@ def _save_checkpoint(job: _Job) -> None:
 
 def _resume(job: _Job) -> None:
     """Continue from the saved checkpoint when it was made by the same job (data and settings)."""
-    assert job.checkpoint_dir is not None
-    file, run = job.checkpoint_dir / CHECKPOINT_FILE, job.run
-    if not file.is_file():
+    if job.checkpoint_dir is None or not (job.checkpoint_dir / CHECKPOINT_FILE).is_file():
         return
+    file, run = job.checkpoint_dir / CHECKPOINT_FILE, job.run
     try:
         saved = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint only costs the head start

