@@ -25,7 +25,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from models.features import TextFeaturizer, prepare
-from models.fusion import EmbeddingHead, FusionChoice, choose_fusion
+from models.fusion import (
+    EmbeddingHead,
+    FusionChoice,
+    calibrate_neighbour_threshold,
+    choose_fusion,
+)
 from models.leaves import LeafScorer, describe_leaf
 from triage.errors import LabelError, ModelNotReadyError
 from triage.taxonomy import Taxonomy
@@ -116,6 +121,7 @@ class HierarchicalClassifier:
         self.head_ = EmbeddingHead().fit(
             E, y, len(self.classes_), leaf_assignment=self.leaves_.assignment_,
             leaf_meta=embed([describe_leaf(leaf) for leaf in leaves]))
+        self.memory_threshold_ = calibrate_neighbour_threshold(E, y)
         if self.encoder_weight is not None and self.cascade is not None:
             self.fusion_ = FusionChoice(self.encoder_weight, self.cascade, *[float("nan")] * 4)
             return

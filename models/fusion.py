@@ -66,6 +66,37 @@ class EmbeddingHead:
         return E @ self.prototypes_.T
 
 
+def calibrate_neighbour_threshold(
+    E: np.ndarray, y: np.ndarray, *, precision: float = 0.95, min_support: int = 20,
+    grid: Sequence[float] = tuple(np.round(np.arange(0.80, 0.995, 0.01), 2)), chunk: int = 2048,
+) -> float | None:
+    """The lowest cosine at which an appeal's nearest other appeal shares its top level with the
+    given ``precision`` (over at least ``min_support`` appeals), or None if no cosine does.
+
+    The correction memory reuses a correction for an appeal this near (``models.memory``); each
+    encoder has its own range of cosines (e5's sit between 0.8 and 1.0), so the threshold is read
+    off the training appeals rather than fixed. Identical texts are not counted as neighbours.
+    """
+    n = len(y)
+    if n < 2:
+        return None
+    best = np.full(n, -1.0)
+    nearest = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, chunk):
+        S = E[start : start + chunk] @ E.T
+        rows = np.arange(S.shape[0])
+        S[rows, start + rows] = -1.0
+        S[S > 0.99999] = -1.0  # the same text again
+        nearest[start : start + chunk] = S.argmax(axis=1)
+        best[start : start + chunk] = S[rows, nearest[start : start + chunk]]
+    same = y[nearest] == y
+    for t in grid:
+        hit = best >= t
+        if hit.sum() >= min_support and same[hit].mean() >= precision:
+            return float(t)
+    return None
+
+
 @dataclass
 class FusionChoice:
     """What cross-validation on the training appeals chose, with the figures behind it."""

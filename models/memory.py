@@ -9,7 +9,9 @@ With an encoder (a version trained with the accurate preset) each corrected appe
 sentence embedding, and a rewording that shares few characters still matches when the embeddings'
 cosine reaches ``encoder_threshold``. On the shared Teddy appeals (e5-small, raw appeals, twins
 excluded) a nearest neighbour at cosine ≥ 0.95 had the same top-level category in 96.8% of cases
-(7.2% of appeals have one), at ≥ 0.93 in 91.2%: hence the default 0.95.
+(7.2% of appeals have one), at ≥ 0.93 in 91.2%. Cosine ranges differ between encoders, so the
+threshold is calibrated on each version's training appeals
+(``models.fusion.calibrate_neighbour_threshold``) unless set.
 """
 
 from __future__ import annotations

@@ -208,3 +208,41 @@ def test_the_correction_memory_recalls_a_rewording_through_the_encoder(packaged_
     assert recall[0] is not None and recall[0].ticket_id == 7
     assert recall[0].encoder_similarity >= 0.93 > recall[0].similarity
     assert recall[1] is None
+
+
+def test_the_memory_threshold_is_read_off_the_encoder_s_own_neighbours() -> None:
+    from models.fusion import calibrate_neighbour_threshold
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16))
+    y = rng.integers(0, 4, 400)
+    E = centres[y] + rng.normal(scale=0.3, size=(400, 16))
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    threshold = calibrate_neighbour_threshold(E, y)
+    assert threshold is not None and 0.8 <= threshold < 1.0
+    # an encoder whose neighbours say nothing about the category gets no threshold
+    noise = rng.normal(size=(400, 16))
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    assert calibrate_neighbour_threshold(noise * 0.01 + E.mean(0), y) is None
+
+
+def test_the_service_runs_the_accurate_preset_end_to_end(env: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from triage.settings import Settings
+
+    settings = Settings(home=tmp_path / "svc", preset="accurate", encoder=str(env),
+                        encoder_backend="torch", _env_file=None)
+    with TestClient(create_app(settings)) as client:
+        created = client.post("/v1/tickets", json={
+            "title": "楼下饭店油烟扰民", "text": "小区楼下新开的饭店油烟直排，熏得住户不敢开窗，希望查处"})
+        assert created.status_code in (200, 201), created.text
+        prediction = created.json()["prediction"]
+        assert "encoder" in prediction["explanation"]  # the cascade said whether it asked it
+        assert prediction["subitem"].startswith(prediction["level1"] + "/")
+        health = client.get("/healthz").json()
+    assert health["status"] == "ok"
+    manifest = json.loads(next((tmp_path / "svc" / "models").glob("*/manifest.json")).read_text())
+    assert manifest["preset"] == "accurate" and manifest["version"] == health["model_version"]

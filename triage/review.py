@@ -18,16 +18,22 @@ SENTIMENTS = ("positive", "neutral", "negative")
 
 
 def new_memory(loaded: LoadedModel, *, threshold: float,
-               encoder_threshold: float = 0.95) -> CorrectionMemory:
-    """An empty memory in the feature space of ``loaded``."""
+               encoder_threshold: float | None = None) -> CorrectionMemory:
+    """An empty memory in the feature space of ``loaded``.
+
+    With an encoder, rewordings also match by embedding cosine, at ``encoder_threshold`` or else
+    at the threshold calibrated on the version's training appeals (none: characters only).
+    """
     model = loaded.model
-    embed = model.encoder_.encode if model.needs_encoder and hasattr(model, "encoder_") else None
+    encoder_threshold = encoder_threshold or getattr(model, "memory_threshold_", None)
+    embed = (model.encoder_.encode if model.needs_encoder and hasattr(model, "encoder_")
+             and encoder_threshold else None)
     return CorrectionMemory(featurize=model.featurizer_.transform, threshold=threshold,
-                            embed=embed, encoder_threshold=encoder_threshold)
+                            embed=embed, encoder_threshold=encoder_threshold or 1.0)
 
 
 def load_memory(*, session: Session, loaded: LoadedModel, threshold: float,
-                encoder_threshold: float = 0.95) -> CorrectionMemory:
+                encoder_threshold: float | None = None) -> CorrectionMemory:
     """Every ticket's latest routing correction, in the active model's feature space."""
     memory = new_memory(loaded, threshold=threshold, encoder_threshold=encoder_threshold)
     rows = session.scalars(select(store.Correction).order_by(store.Correction.id)).all()
@@ -89,7 +95,7 @@ def _resolve(loaded: LoadedModel, label: str) -> str:
 class MemoryCache:
     """The correction memory of the active model version, rebuilt when the version changes."""
 
-    def __init__(self, *, threshold: float, encoder_threshold: float = 0.95) -> None:
+    def __init__(self, *, threshold: float, encoder_threshold: float | None = None) -> None:
         self.threshold = threshold
         self.encoder_threshold = encoder_threshold
         self._memory: CorrectionMemory | None = None

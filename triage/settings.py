@@ -56,9 +56,10 @@ class Settings(BaseSettings):
     review_threshold_level1: float = Field(0.6, description="level-1 confidence below this")
     memory_threshold: float = Field(
         0.5, description="cosine similarity at which a corrected appeal's answer is reused")
-    memory_encoder_threshold: float = Field(
-        0.95, description="encoder cosine at which a corrected appeal's answer is reused "
-        "(versions trained with an encoder only)")
+    memory_encoder_threshold: float | None = Field(
+        None, description="encoder cosine at which a corrected appeal's answer is reused "
+        "(versions trained with an encoder only); unset: calibrated per version on its "
+        "training appeals (nearest neighbours sharing the top level 95% of the time)")
     broker_url: str = Field(
         "", description="run retraining on Celery workers through this broker (e.g. "
         "redis://127.0.0.1:6379/0); empty: in process")
