@@ -197,3 +197,13 @@ def test_an_output_directory_holding_other_files_is_left_alone(tiny_encoder: Pat
         finetune_encoder(tiny_encoder, ["路灯不亮了", "学校乱收费"], ["城市管理", "教育文体"],
                          tmp_path / "out")
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_a_budget_too_short_for_every_step_still_decays_the_learning_rate() -> None:
+    plan = finetune._Plan(100)  # 10 warm-up steps, then down to zero at step 100
+    assert plan(4) == pytest.approx(0.5) and plan(55) == pytest.approx(0.5)
+    plan.replan(step=20, seconds_per_step=10.0, seconds_left=100.0)  # 10 more steps fit
+    assert plan.end == 30
+    assert plan(20) == pytest.approx(0.5) and plan(29) < 0.1 and plan(30) == 0.0
+    plan.replan(step=20, seconds_per_step=1.0, seconds_left=1e6)  # time for all: the full plan
+    assert plan.end == 100

@@ -243,19 +243,42 @@ def _new_run(settings: dict[str, Any], classes: list[str], n: int) -> _Run:
                 total_steps=math.ceil(total_micro / grad_accum))
 
 
+REPLAN_AFTER, REPLAN_EVERY = 5, 5
+
+
 def _epochs_done(run: _Run) -> float:
     return round(run.micro / run.per_epoch, 4)
 
 
-def _optimiser(model: Any, run: _Run, lr: float, head_lr: float) -> tuple[Any, Any]:
-    from transformers import get_linear_schedule_with_warmup
+class _Plan:
+    """Linear warm-up then linear decay to zero at ``end``, which a time budget may pull in.
 
+    Under a budget that cannot cover every step, the decay is planned to finish when the budget
+    runs out (re-estimated from the measured time per step), so a cut-short run still ends at a
+    low learning rate instead of stopping at its peak.
+    """
+
+    def __init__(self, total_steps: int) -> None:
+        self.total = total_steps
+        self.end = total_steps
+        self.warmup = max(1, int(WARMUP_FRACTION * total_steps))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        span = max(1, self.end - self.warmup)
+        return max(0.0, (self.end - step) / span)
+
+    def replan(self, step: int, seconds_per_step: float, seconds_left: float) -> None:
+        reachable = step + int(max(0.0, seconds_left) / max(seconds_per_step, 1e-9))
+        self.end = max(self.warmup + 1, min(self.total, reachable))
+
+
+def _optimiser(model: Any, run: _Run, lr: float, head_lr: float) -> tuple[Any, Any]:
     body = [p for p in model.encoder.parameters() if p.requires_grad]
     groups = [{"params": body, "lr": lr}, {"params": list(model.head.parameters()), "lr": head_lr}]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, num_warmup_steps=int(WARMUP_FRACTION * run.total_steps),
-        num_training_steps=run.total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _Plan(run.total_steps))
     return optimizer, scheduler
 
 
@@ -325,6 +348,8 @@ def _train(job: _Job, ids: list[list[int]], targets: list[int], pad_id: int | No
     run = job.run
     job.model.train()
     group: list[list[int]] = []
+    plan = job.scheduler.lr_lambdas[0]
+    first_step, first_time = run.step, _now()
     for micro, batch in _micro_batches(run, [len(x) for x in ids]):
         if not group and _over_budget(budget, job.started):
             run.stopped = True
@@ -334,6 +359,10 @@ def _train(job: _Job, ids: list[list[int]], targets: list[int], pad_id: int | No
             continue
         _step(job, [_tensors(b, ids, targets, pad_id) for b in group])
         run.micro, group = micro + 1, []
+        done = run.step - first_step
+        if budget is not None and done >= REPLAN_AFTER and done % REPLAN_EVERY == 0:
+            plan.replan(run.step, (_now() - first_time) / done,
+                        budget * 60 - (_now() - job.started))
         job.say(f"fine-tuning the encoder: step {run.step}/{run.total_steps}, "
                 f"loss {run.losses[-1]:.3f}", run.step / run.total_steps)
         if checkpoint_every > 0 and run.step % checkpoint_every == 0:
