@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from conftest import DATASETS
 
+from training.routing import History, build_dispatcher, read_history
 from triage.address import Gazetteer
 from triage.dispatch import Dispatcher, unit_district_of
 from triage.routing import ResponsibilityList
@@ -106,3 +108,48 @@ def test_street_unit_without_an_address_is_the_generic_local_office(demo) -> Non
 ])
 def test_unit_district(unit: str, district: str) -> None:
     assert unit_district_of(unit) == district
+
+
+# Past tickets with the government's reply: what `triage train --history FILE --reply-column reply`
+# learns routing from.
+REPLY_HISTORY = """text,reply
+孩子所在小学周末强制补课，每人收费八百元,您好！经A3区教育局核实，该校已停止补课。
+学校食堂饭菜质量差，孩子吃了拉肚子,您好！A3区教育局高度重视，已责令学校整改。
+初中学校乱收资料费，希望教育部门查处,您好！经A5区教育局调查，已退还资料费。
+母亲八十多岁，高龄补贴一直没有发放,您好！经市民政部门核实，补贴将于本月发放。区民政局
+家里困难，申请低保两年了还没批下来,您好！您的申请经区民政局审核，已纳入低保。
+残疾人生活补贴申请材料太复杂,网友您好，感谢您的关心和支持！
+洋湖街道某小区门口垃圾成堆，多日无人清运,您好！A3区洋湖街道高度重视，已清运垃圾。
+洋湖街道辖区内广场舞噪音扰民到深夜,您好！经洋湖街道核实，已协调广场舞时间。
+"""
+
+
+def test_history_from_replies_keeps_the_unit_and_the_kind_each_reply_names(tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    path.write_text(REPLY_HISTORY, encoding="utf-8")
+    history = read_history([path], text_column="text", reply_column="reply")
+    assert isinstance(history, History) and len(history.texts) == 7  # one reply names nothing
+    assert history.units[0] == "A3区教育局" and history.kinds[0] == "教育"
+    # 区民政局 is a kind without a district the reply names: the kind still teaches routing
+    assert history.kinds[3] == "民政"
+    by_department = read_history([path], text_column="text", department_column="reply")
+    assert by_department.kinds == [""] * len(by_department.texts)
+
+
+def test_a_version_learns_kinds_from_replies_and_routes_to_a_placed_unit(
+        tmp_path: Path, demo) -> None:
+    tax, _, _ = demo
+    path = tmp_path / "history.csv"
+    path.write_text(REPLY_HISTORY, encoding="utf-8")
+    dispatcher = build_dispatcher(
+        taxonomy=tax, history=read_history([path], text_column="text", reply_column="reply"))
+    assert dispatcher is not None and dispatcher.router is not None
+    [route] = dispatcher.route(["K11县八十岁老人高龄补贴申请一直没发"], [NEIGHBOURS],
+                               default_unit=DEFAULT)
+    assert route.source == "history" and route.lead == "K11县民政局"
+    # a plain (texts, units) pair, as older callers give, still builds a router
+    old = build_dispatcher(taxonomy=tax, history=(
+        ["学校乱收费", "学校补课收费", "小区垃圾没人清运", "小区垃圾成堆"],
+        ["市教育局", "市教育局", "A3区洋湖街道办事处", "A3区洋湖街道办事处"]))
+    assert old is not None and old.router is not None
+    assert old.router.predict_top(["学校补课"], k=1)[0][0][0] == "市教育局"

@@ -11,6 +11,7 @@ import pytest
 from models.features import TextFeaturizer
 from models.router import HistoryRouter, RoutePrediction
 from triage.errors import LabelError, ModelNotReadyError
+from triage.units import unit_category
 
 # Past tickets and the unit that handled each. 住建 units are all rare (one ticket each), so with
 # min_count=2 they are learnt only as the body 住建局 and placed by the appeal's address.
@@ -60,7 +61,8 @@ def router() -> HistoryRouter:
 
 def test_init_only_stores_its_keyword_only_parameters() -> None:
     params = {"min_count": 5, "C": 0.5, "margin_scale": 2.0, "pool_categories": False,
-              "mention_weight": 0.0, "min_df": 1, "co_ratio": 0.3, "max_co": 1}
+              "mention_weight": 0.0, "topic_weight": 0.1, "k_vote": 5, "vote_weight": 0.2,
+              "min_df": 1, "co_ratio": 0.3, "max_co": 1}
     signature = inspect.signature(HistoryRouter.__init__).parameters
     assert set(signature) - {"self"} == set(params)
     assert all(p.kind is p.KEYWORD_ONLY for name, p in signature.items() if name != "self")
@@ -162,3 +164,110 @@ def test_precomputed_features_route_like_the_routers_own() -> None:
     assert route.lead == "市教育局"
     with pytest.raises(ModelNotReadyError, match="precomputed features"):
         router.predict(texts)
+
+
+# --------------------------------------------------------------------------- #
+# kinds of unit read from the replies
+# --------------------------------------------------------------------------- #
+
+# Replies name a kind of unit first (reply_kind) that handling_unit could not read as a unit: the
+# router still learns the kind, and names the kind's standard unit, placed by the appeal.
+WELFARE = [
+    ("母亲八十多岁，高龄补贴一直没有发放", None, "民政"),
+    ("家里困难，申请低保两年了还没批下来", None, "民政"),
+    ("残疾人生活补贴申请材料太复杂", None, "民政"),
+]
+
+
+def fit_with_kinds(**params: object) -> HistoryRouter:
+    texts = TEXTS + [t for t, _, _ in WELFARE]
+    units: list[str | None] = [*UNITS, *(u for _, u, _ in WELFARE)]
+    kinds = [""] * len(TEXTS) + [k for _, _, k in WELFARE]
+    base: dict[str, object] = {"min_count": 2, "min_df": 1}
+    router = HistoryRouter(**{**base, **params})  # type: ignore[arg-type]
+    return router.fit(texts, units, kinds=kinds)
+
+
+def test_a_kind_only_replies_name_is_learnt_and_routed_to_its_standard_unit() -> None:
+    router = fit_with_kinds()
+    assert "民政局" in router.classes_ and "民政" in router.kinds_
+    (route,) = router.route(["A3区老人申请高龄补贴，社区说材料不全"])
+    assert route.lead == "A3区民政局"
+    assert route.explanation["unit_kind"] == "民政"
+    assert route.explanation["similar_tickets"][0]["unit_kind"] == "民政"
+    assert router.predict(["K11县低保申请没人受理"]) == ["K11县民政局"]
+    # the units it knew still get their appeals
+    assert [router.predict([t])[0] for t, _ in NEW] == [u for _, u in NEW]
+
+
+def test_the_reply_kind_decides_the_kind_over_the_units_name() -> None:
+    # the hotline sent school complaints to the street, but the replies come from the schools'
+    # bureau (reply_kind 教育): the lead is a unit of the kind the replies name
+    texts = [t for t, u in HISTORY if u == "市教育局"] + TEXTS
+    units = ["A3区洋湖街道办事处"] * 4 + UNITS
+    kinds = ["教育"] * 4 + [""] * len(TEXTS)
+    router = HistoryRouter(min_count=2, min_df=1).fit(texts, units, kinds=kinds)
+    (route,) = router.route(["小学周末强制补课收费"])
+    assert route.explanation["unit_kind"] == "教育" and unit_category(route.lead) == "教育"
+    # learnt from the units alone, the same history sends it to the street
+    units_only = HistoryRouter(min_count=2, min_df=1).fit(texts, units)
+    assert units_only.predict(["小学周末强制补课收费"]) == ["A3区洋湖街道办事处"]
+
+
+def test_the_duties_of_a_kind_carry_it_to_appeals_in_other_words() -> None:
+    # one past 民政 ticket about 低保; an appeal about 五保 shares no word with it but is a duty
+    # of the same kind of unit (triage.units.KIND_TOPICS)
+    texts = [*TEXTS, "申请低保被拒绝"]
+    units = [*UNITS, "市民政局"]
+    text = "五保户的补助今年一直没发"
+    with_duties = HistoryRouter(min_count=1, min_df=1, topic_weight=1.0).fit(texts, units)
+    without = HistoryRouter(min_count=1, min_df=1, topic_weight=0.0).fit(texts, units)
+    assert with_duties.predict([text]) == ["市民政局"]
+    assert without.predict([text]) != ["市民政局"]
+
+
+def test_a_lead_always_reads_as_the_kind_it_was_chosen_for() -> None:
+    # 旅游区 is a place read in words that carries a kind of its own (文旅)
+    router = fit_with_kinds()
+    (route,) = router.route(["旅游区的老人申请低保没有回音"])
+    assert route.explanation["unit_kind"] == "民政" and unit_category(route.lead) == "民政"
+
+
+def test_kinds_must_match_the_tickets_and_a_ticket_needs_a_unit_or_a_kind() -> None:
+    with pytest.raises(LabelError, match="2 tickets but 1 kinds"):
+        HistoryRouter().fit(["路灯不亮", "井盖丢失"], ["市城管局", "市城管局"], kinds=["城管"])
+    with pytest.raises(LabelError, match="no unit"):
+        HistoryRouter().fit(["路灯不亮", "井盖丢失"], ["市城管局", None], kinds=["城管", ""])
+    router = HistoryRouter(min_df=1).fit(["路灯不亮", "井盖丢失"], ["市城管局", None],
+                                         kinds=["城管", "城管"])
+    assert router.classes_ == ["城管局"]
+
+
+def test_precomputed_features_with_kinds_route_like_the_routers_own() -> None:
+    router = fit_with_kinds()
+    texts = [t for t, _ in NEW] + ["A3区老人申请高龄补贴"]
+    X = router.featurizer_.transform(texts)
+    assert router.predict_features(X, texts) == router.predict(texts)
+    np.testing.assert_allclose(router.predict_proba_features(X, texts=texts),
+                               router.predict_proba(texts))
+    assert [r.lead for r in router.route_features(X, texts)] == router.predict(texts)
+    assert router.nearest_features(X, k=2) == router.nearest(texts, k=2)
+
+
+def test_a_router_saved_before_it_learnt_kinds_from_replies_still_routes_the_same() -> None:
+    # a version trained earlier keeps its routing.pkl: its state has no kinds from replies, no
+    # duty words and weights for the named units only (20 columns after the TF-IDF)
+    router = fit(topic_weight=0.0, k_vote=0, vote_weight=0.0, mention_weight=0.5)
+    state = dict(vars(router))
+    for name in ("topic_weight", "k_vote", "vote_weight", "n_units_", "history_kind_",
+                 "row_kinds_"):
+        del state[name]
+    for name in ("unit_weights_", "kind_weights_"):
+        W, b = state[name]
+        state[name] = (W[: router.featurizer_.n_features + 20], b)
+    saved = HistoryRouter.__new__(HistoryRouter)
+    saved.__dict__.update(state)
+    loaded = pickle.loads(pickle.dumps(saved))
+    texts = [t for t, _ in NEW] + ["K11县某小区商品房漏水，开发商拒不维修"]
+    assert loaded.predict_top(texts) == router.predict_top(texts)
+    assert [r.lead for r in loaded.route(texts)] == router.predict(texts)

@@ -7,12 +7,17 @@ from conftest import SHARED, needs_shared
 
 from triage.tables import read_table
 from triage.units import (
+    KIND_BODY,
+    KINDS,
     find_units,
     handling_unit,
+    kind_unit,
     local_body,
     place_unit,
     relocate,
+    reply_kind,
     standard_unit,
+    topic_kinds,
     unit_category,
 )
 
@@ -107,3 +112,57 @@ def test_most_shared_replies_that_name_a_unit_give_one() -> None:
     units = [handling_unit(r) for r in replies]
     assert sum(u is not None for u in units) >= 0.4 * len(replies)
     assert all(unit_category(u) or u.endswith(("局", "委", "中心", "队", "处")) for u in units if u)
+
+
+# --------------------------------------------------------------------------- #
+# kinds of unit: the official reading (../shared/docs/unit-types.md)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(("reply", "kind"), [
+    ("网友您好！经A3区住房和城乡建设局核实，洋湖街道已处理。", "住建"),
+    ("您好，我镇已收悉，正在处理。", "街道乡镇"),
+    ("A5区人民政府高度重视，市民政局已核实。", "民政"),  # 人民政府 is not 民政
+    ("您好！您反映的问题已收悉，市政府办公厅转市城管局办理。", "城管"),  # 市政府 is no 市政
+    ("网友您好，感谢您的关心和支持！", ""),
+    ("您好！" + "相关部门正在处理。" * 40 + "市教育局", ""),  # only the first 300 characters
+    ("市卫健委", "卫健"),  # a department cell is typed as a whole
+])
+def test_a_reply_is_typed_by_the_first_unit_it_names_that_has_a_kind(reply: str, kind: str) -> None:
+    assert reply_kind(reply) == kind
+
+
+def test_every_kind_has_a_standard_unit_that_reads_as_that_kind() -> None:
+    appeals = ["A3区洋湖街道某小区", "K11县白马渡镇蓝田村", "旅游区的老人", "学校", "A市房产街道"]
+    for kind in KINDS:
+        assert unit_category(KIND_BODY[kind]) == kind
+        for appeal in appeals:
+            assert unit_category(kind_unit(kind, appeal)) == kind, (kind, appeal)
+
+
+def test_a_kind_is_placed_by_the_appeal() -> None:
+    assert kind_unit("民政", "A3区老人申请高龄补贴") == "A3区民政局"
+    assert kind_unit("街道乡镇", "A3区洋湖街道某小区门口垃圾成堆") == "A3区洋湖街道办事处"
+    assert kind_unit("街道乡镇", "A7县黄星镇蓝田新村道路破损") == "A7县黄星镇人民政府"
+    assert kind_unit("教育", "学校乱收费") == "市教育局"
+
+
+def test_an_appeal_speaks_of_the_duties_of_kinds_of_unit() -> None:
+    assert topic_kinds("家里困难，申请低保两年了还没批下来") == {"民政": 1}
+    assert topic_kinds("宅基地确权一直办不下来")["自然资源规划"] == 2
+    assert topic_kinds("今天天气很好") == {}
+
+
+@needs_shared()
+def test_reply_kind_agrees_with_the_shared_reading_on_every_shared_reply() -> None:
+    tools = SHARED.parent / "tools"
+    if not (tools / "unit_types.py").is_file():
+        pytest.skip(f"shared tool not found at {tools}")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("unit_types", tools / "unit_types.py")
+    assert spec and spec.loader
+    shared = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shared)
+    replies = read_table(SHARED / "teddy2020c" / "replies_train.csv").column("答复意见")
+    assert [reply_kind(r) for r in replies] == [shared.unit_type(r) or "" for r in replies]
