@@ -3,13 +3,16 @@
 The exported graph maps ``input_ids`` and ``attention_mask`` to the last hidden layer; pooling
 stays in numpy (``models.encoder``). Dynamic int8 quantisation of the linear layers roughly
 halves the CPU time per appeal; ``check_against_torch`` requires cosine ≥ 0.99 between the int8
-and fp32 sentence embeddings on fixed Chinese sentences, else the export is refused.
+and fp32 sentence embeddings on fixed Chinese sentences. Quantisation variants are tried in order
+(``QUANTISATIONS``) and the first that passes is kept; if none does, the fp32 graph is served.
+What was tried is written beside the model (``model_int8.json``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import shutil
 import tempfile
@@ -30,6 +33,14 @@ CHECK_TEXTS = (
     "路灯不亮了",
 )
 MIN_COSINE = 0.99
+# Tried in order until one keeps cosine ≥ MIN_COSINE to torch on CHECK_TEXTS. Per-channel weights
+# gave 0.997 on the packaged e5 (per-tensor: 0.990); a fine-tuned e5 gave 0.9885 per-channel.
+QUANTISATIONS: tuple[tuple[str, dict], ...] = (
+    ("int8_per_channel", {"per_channel": True}),
+    ("int8_per_channel_reduced_range", {"per_channel": True, "reduce_range": True}),
+    ("int8_matmul_only", {"per_channel": True, "reduce_range": True,
+                          "op_types_to_quantize": ["MatMul"]}),
+)
 
 
 def export_int8(model_dir: Path, target: Path, *, check: bool = True) -> Path:
@@ -68,16 +79,23 @@ def export_int8(model_dir: Path, target: Path, *, check: bool = True) -> Path:
                 dynamic_shapes=({0: batch, 1: tokens}, {0: batch, 1: tokens}),
                 opset_version=18, dynamo=True, verbose=False,
             )
-            quantised = Path(tmp) / "model_int8.onnx"
-            # Per-channel weights: cosine 0.997 to torch on CHECK_TEXTS (per-tensor: 0.990).
-            quantize_dynamic(str(fp32), str(quantised), weight_type=QuantType.QInt8,
-                             per_channel=True)
-        if check:
-            cosine = check_against_torch(model_dir, quantised, model)
-            if cosine < MIN_COSINE:
-                raise ArtifactError(f"the int8 export drifts from torch (cosine {cosine:.4f} < "
-                                    f"{MIN_COSINE}); serve this encoder with backend torch")
-        shutil.move(str(quantised), target)
+        report: dict[str, object] = {"tried": []}
+        chosen = None
+        for name, options in QUANTISATIONS:
+            candidate = Path(tmp) / f"model_{name}.onnx"
+            with warnings.catch_warnings(), _quiet():
+                warnings.simplefilter("ignore")
+                quantize_dynamic(str(fp32), str(candidate), weight_type=QuantType.QInt8, **options)
+            cosine = check_against_torch(model_dir, candidate, model) if check else 1.0
+            report["tried"].append({"quantisation": name, "min_cosine": round(cosine, 5)})
+            if cosine >= MIN_COSINE:
+                chosen = candidate
+                break
+        if chosen is None:  # no int8 variant keeps to torch: serve the exact fp32 graph
+            chosen = fp32
+            report["tried"].append({"quantisation": "none (fp32)", "min_cosine": 1.0})
+        shutil.move(str(chosen), target)
+        target.with_suffix(".json").write_text(json.dumps(report, indent=2))
     return target
 
 
