@@ -92,8 +92,12 @@ def export_int8(model_dir: Path, target: Path, *, check: bool = True) -> Path:
                 chosen = candidate
                 break
         if chosen is None:  # no int8 variant keeps to torch: serve the exact fp32 graph
-            chosen = fp32
+            import onnx
+
             report["tried"].append({"quantisation": "none (fp32)", "min_cosine": 1.0})
+            # the exporter keeps fp32 weights in a side file (model.onnx.data): inline them
+            chosen = Path(tmp) / "model_fp32_inline.onnx"
+            onnx.save_model(onnx.load(str(fp32)), str(chosen))
         shutil.move(str(chosen), target)
         target.with_suffix(".json").write_text(json.dumps(report, indent=2))
     return target
