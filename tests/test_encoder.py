@@ -84,3 +84,24 @@ def test_check_against_torch_passes_the_exported_model(tiny_encoder: Path) -> No
     if not (tiny_encoder / ONNX_FILE).is_file():
         Encoder(tiny_encoder, threads=1)
     assert check_against_torch(tiny_encoder, tiny_encoder / ONNX_FILE) >= 0.99
+
+
+@pytest.mark.slow
+def test_an_encoder_int8_cannot_serve_faithfully_is_served_in_fp32(
+    tiny_encoder: Path, torch_encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+    import shutil
+
+    from models import onnx_export
+
+    copy = tmp_path / "enc"
+    shutil.copytree(tiny_encoder, copy, ignore=shutil.ignore_patterns("onnx"))
+    monkeypatch.setattr(onnx_export, "MIN_COSINE", 1.01)  # no int8 variant can pass
+    served = Encoder(copy, threads=1)
+    report = json.loads((copy / ONNX_FILE).with_suffix(".json").read_text())
+    assert [t["quantisation"] for t in report["tried"]][-1] == "none (fp32)"
+    assert sorted(p.name for p in (copy / "onnx").iterdir()) == ["model_int8.json",
+                                                                 "model_int8.onnx"]
+    cosines = (served.encode(APPEALS) * torch_encoder.encode(APPEALS)).sum(axis=1)
+    assert cosines.min() >= 0.9999
