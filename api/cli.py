@@ -202,12 +202,16 @@ def train_sentiment(
     text_column: Annotated[str, typer.Option(help="column with the feedback text")],
     label_column: Annotated[str, typer.Option(help="1/0 or positive/neutral/negative")],
     output: Annotated[Path, typer.Option(help="version directory to write")],
+    learner: Annotated[str, typer.Option(
+        help="tfidf.v1 (character n-grams) | encoder.v1 (the sentence encoder, TRIAGE_ENCODER) "
+        "| both.v1 (the mean of the two)")] = "tfidf.v1",
 ) -> None:
     """Train a feedback sentiment model into DIR; prints its metrics."""
     try:
         with console.status("training the sentiment model"):
             loaded = train_sentiment_version(data=data, text_column=text_column,
-                                             label_column=label_column, output=output)
+                                             label_column=label_column, output=output,
+                                             learner=learner)
     except TriageError as exc:
         _fail(exc)
     typer.echo(json.dumps({"version": loaded.version, "path": str(loaded.path),

