@@ -109,6 +109,40 @@ def open_encoder(
         return _OPEN[key]
 
 
+class _FastTokenizer:
+    """``tokenizer.json`` through the ``tokenizers`` library, called like a transformers
+    tokenizer for what ``Encoder`` needs (padding, truncation, numpy arrays)."""
+
+    def __init__(self, path: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        except Exception as exc:  # noqa: BLE001 - a corrupt file is one clear error
+            raise ArtifactError(f"cannot load {path / 'tokenizer.json'}: {exc}") from exc
+        config = path / "tokenizer_config.json"
+        pad = json.loads(config.read_text()).get("pad_token") if config.is_file() else None
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        for name in (pad, "<pad>", "[PAD]"):
+            if name and self.tokenizer.token_to_id(name) is not None:
+                self.pad_id = int(self.tokenizer.token_to_id(name))
+                break
+        else:
+            self.pad_id = 0
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length)
+
+    def __call__(self, texts: list[str], **_: Any) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+
 class Encoder:
     """Embeds texts with a transformer; ``backend`` ``"onnx"`` (int8, fast) or ``"torch"`` (fp32).
 
@@ -142,6 +176,10 @@ class Encoder:
 
     # -- loading ---------------------------------------------------------------------------
     def _load_tokenizer(self) -> Any:
+        if self.backend == "onnx" and (self.path / "tokenizer.json").is_file():
+            # The tokenizers library alone: serving then never imports transformers or torch
+            # (RSS with the packaged e5: 545 MB instead of about 800 MB).
+            return _FastTokenizer(self.path, self.max_length)
         from transformers import AutoTokenizer
 
         try:
