@@ -94,31 +94,15 @@ def encoder_manifest(encoder: Any, source: str) -> dict[str, Any]:
             "max_chars": encoder.max_chars, "prefix": encoder.prefix, "dim": encoder.dim}
 
 
-def attach_encoder(model: HierarchicalClassifier, manifest: dict[str, Any], directory: Path,
-                   *, home: Path | None = None, backend: str | None = None) -> None:
+def attach_encoder(model: HierarchicalClassifier, manifest: dict[str, Any], directory: Path) -> None:
     """Open the encoder a version was trained with and check it is the same one."""
-    info = manifest.get("encoder")
     if not model.needs_encoder:
         return
-    if not isinstance(info, dict) or "source" not in info:
-        raise ArtifactError(f"{directory}: the model needs an encoder but its manifest names none")
-    from models.encoder import fingerprint, locate_encoder, open_encoder
-    from triage.settings import get_settings
+    from models.encoder import reopen_encoder
 
-    settings = get_settings()
-    home = home or settings.home
-    source = str(info["source"])
-    where = Path(directory) / ENCODER_DIR if source == "bundled" else source
-    path = locate_encoder(where, home)
-    found = fingerprint(path)
-    if found != info.get("fingerprint"):
-        raise ArtifactError(
-            f"{directory} was trained with encoder {source} (weights {str(info.get('fingerprint'))[:12]}) "
-            f"but {path} holds other weights ({found[:12]}): use the encoder it was trained with "
-            f"(TRIAGE_ENCODER) or retrain the version")
-    model.attach_encoder(open_encoder(
-        where, home, backend=backend or settings.encoder_backend,
-        max_length=int(info.get("max_length", 256)), max_chars=int(info.get("max_chars", 320))))
+    model.attach_encoder(reopen_encoder(
+        manifest.get("encoder"), Path(directory), needs="the model", retrain="triage train",
+        bundled=Path(directory) / ENCODER_DIR))
 
 
 def save_model(

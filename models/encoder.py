@@ -109,6 +109,35 @@ def open_encoder(
         return _OPEN[key]
 
 
+def reopen_encoder(info: Any, directory: Path, *, needs: str, retrain: str,
+                   bundled: Path | None = None) -> Encoder:
+    """The encoder a saved version recorded (``info``: source, fingerprint, max_length,
+    max_chars), opened after checking its weights are the ones the version was trained with.
+
+    ``needs`` names what needs it (for the error), ``retrain`` the command that rebuilds the
+    version; ``bundled`` is where a version keeps its own encoder (source ``"bundled"``).
+    """
+    from triage.settings import get_settings
+
+    if not isinstance(info, dict) or "source" not in info:
+        raise ArtifactError(f"{directory}: {needs} needs an encoder but the manifest names none; "
+                            f"retrain it with `{retrain}`")
+    settings = get_settings()
+    source = str(info["source"])
+    where: str | Path = bundled if source == "bundled" and bundled is not None else source
+    path = locate_encoder(where, settings.home)
+    found = fingerprint(path)
+    if found != info.get("fingerprint"):
+        raise ArtifactError(
+            f"{directory} was trained with encoder {source} (weights "
+            f"{str(info.get('fingerprint'))[:12]}) but {path} holds other weights ({found[:12]}): "
+            f"put back the encoder it was trained with (TRIAGE_ENCODER) or retrain it with "
+            f"`{retrain}`")
+    return open_encoder(where, settings.home, backend=settings.encoder_backend,
+                        max_length=int(info.get("max_length", 128)),
+                        max_chars=int(info.get("max_chars", 160)))
+
+
 class _FastTokenizer:
     """``tokenizer.json`` through the ``tokenizers`` library, called like a transformers
     tokenizer for what ``Encoder`` needs (padding, truncation, numpy arrays)."""

@@ -119,23 +119,10 @@ def attach_sentiment_encoder(model: SentimentModel, manifest: dict[str, Any], di
     """Open the encoder a version's learner was trained with, after checking its weights."""
     if not model.needs_encoder:
         return
-    info = manifest.get("encoder")
-    if not isinstance(info, dict) or "source" not in info:
-        raise ArtifactError(f"{directory}: learner {model.learner} needs an encoder but the "
-                            "manifest names none; retrain it with `triage train-sentiment`")
-    from models.encoder import fingerprint, locate_encoder, open_encoder
-    from triage.settings import get_settings
+    from models.encoder import reopen_encoder
 
-    settings = get_settings()
-    source = str(info["source"])
-    path = locate_encoder(source, settings.home)
-    found = fingerprint(path)
-    if found != info.get("fingerprint"):
-        raise ArtifactError(
-            f"{directory} was trained with encoder {source} (weights "
-            f"{str(info.get('fingerprint'))[:12]}) but {path} holds other weights ({found[:12]}): "
-            f"put back the encoder it was trained with or retrain it with `triage "
-            f"train-sentiment --learner {model.learner}`")
-    model.attach_encoder(open_encoder(
-        source, settings.home, backend=settings.encoder_backend,
-        max_length=int(info["max_length"]), max_chars=int(info["max_chars"])), source)
+    info = manifest.get("encoder")
+    encoder = reopen_encoder(info, Path(directory), needs=f"learner {model.learner}",
+                             retrain=f"triage train-sentiment --learner {model.learner}")
+    model.attach_encoder(encoder, str(info["source"]))
+
