@@ -8,7 +8,6 @@ it again and refuses one whose weights differ from those it was trained with.
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -18,8 +17,10 @@ from typing import Any
 from models.artifacts import (
     _VERSION,
     check_sklearn,
+    dump_pickle,
     encoder_manifest,
     load_pickle,
+    new_version_dir,
     new_version_id,
     package_versions,
     read_manifest_json,
@@ -51,12 +52,8 @@ def save_sentiment(model: SentimentModel, directory: Path | str, manifest: dict[
         >>> save_sentiment(model, Path("var/sentiment/v1"), {"metrics": {"accuracy": 0.9}})  # doctest: +SKIP
     """
     model._check_fitted()
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()):
-        raise ArtifactError(f"{directory} is not empty: a version is never overwritten")
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / MODEL_FILE).open("wb") as handle:
-        pickle.dump(model, handle, protocol=5)
+    directory = new_version_dir(directory)
+    dump_pickle(model, directory / MODEL_FILE)
     extra = dict(manifest or {})
     full = {
         "format": FORMAT, "architecture": ARCHITECTURE, "learner": model.learner,

@@ -104,3 +104,21 @@ def packaged_e5(tmp_path_factory: pytest.TempPathFactory):
     from models.encoder import Encoder, locate_encoder
 
     return Encoder(locate_encoder("e5-small", tmp_path_factory.mktemp("e5-home")), backend="torch")
+
+
+@pytest.fixture
+def tiny_encoder_env(tmp_path: Path, tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch):
+    """Process settings (``TRIAGE_HOME``, ``TRIAGE_ENCODER``, torch backend) pointing at a private
+    copy of the tiny encoder, which a test may replace; yields the copy's directory."""
+    import shutil
+
+    from triage.settings import get_settings
+
+    encoder = tmp_path / "tiny"
+    shutil.copytree(tiny_encoder, encoder)
+    monkeypatch.setenv("TRIAGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRIAGE_ENCODER", str(encoder))
+    monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", "torch")
+    get_settings.cache_clear()
+    yield encoder
+    get_settings.cache_clear()

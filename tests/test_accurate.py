@@ -29,17 +29,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from triage.settings import get_settings
-
-    encoder = tmp_path / "tiny"
-    shutil.copytree(tiny_encoder, encoder)
-    monkeypatch.setenv("TRIAGE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TRIAGE_ENCODER", str(encoder))
-    monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", "torch")
-    get_settings.cache_clear()
-    yield encoder
-    get_settings.cache_clear()
+def env(tiny_encoder_env: Path) -> Path:
+    return tiny_encoder_env
 
 
 @pytest.fixture
