@@ -237,3 +237,43 @@ def test_the_service_runs_the_accurate_preset_end_to_end(env: Path, tmp_path: Pa
     assert health["status"] == "ok"
     manifest = json.loads(next((tmp_path / "svc" / "models").glob("*/manifest.json")).read_text())
     assert manifest["preset"] == "accurate" and manifest["version"] == health["model_version"]
+
+
+def _train_accurate(*extra: str):
+    return runner.invoke(app, [
+        "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
+        "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
+        "--preset", "accurate", "--holdout", "0", *extra])
+
+
+def test_a_fine_tuned_version_carries_its_own_encoder(env: Path, tmp_path: Path) -> None:
+    from models.encoder import fingerprint
+
+    result = _train_accurate("--time-budget", "0.05", "--output", str(tmp_path / "v"))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    bundled = tmp_path / "v" / "encoder"
+    assert manifest["encoder"]["source"] == "bundled"
+    assert manifest["encoder"]["fingerprint"] == fingerprint(bundled) != fingerprint(env)
+    assert json.loads((bundled / "triage-encoder.json").read_text())["finetuned_from"] == \
+        fingerprint(env)
+    shutil.rmtree(env)  # the configured encoder is gone: the version does not need it
+    loaded = load_model(tmp_path / "v")
+    assert loaded.model.predict_paths(["小区楼下饭店油烟扰民"])[0].subitem
+
+
+def test_retraining_a_fine_tuned_version_keeps_its_preset_and_encoder(env: Path) -> None:
+    from models.artifacts import Registry
+    from triage.settings import get_settings
+
+    assert _train_accurate("--time-budget", "0.05", "--activate").exit_code == 0
+    registry = Registry(get_settings().models_dir)
+    parent = registry.load_active()
+    result = runner.invoke(app, ["retrain", "--tolerance", "1.0"])
+    assert result.exit_code == 0, result.output
+    candidate = json.loads(result.stdout[result.stdout.index("{"):])["candidate"]
+    manifest = json.loads((registry.path(candidate) / "manifest.json").read_text())
+    assert manifest["preset"] == "accurate"
+    assert manifest["encoder"]["source"] == "bundled"
+    assert manifest["encoder"]["fingerprint"] == parent.manifest["encoder"]["fingerprint"]
+    assert (registry.path(candidate) / "encoder" / "config.json").is_file()
