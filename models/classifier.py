@@ -151,8 +151,7 @@ class HierarchicalClassifier:
                 [texts[i] for i in train], [labels[i] for i in train])
             columns = [self.classes_.index(c) for c in inner.classes_]
             tfidf[np.ix_(test, columns)] = inner.predict_proba([texts[i] for i in test])
-            head = EmbeddingHead().fit(E[train], y[train], k, leaf_assignment=np.full(len(train), -1),
-                                       leaf_meta=np.zeros((1, E.shape[1]), np.float32))
+            head = EmbeddingHead().fit(E[train], y[train], k)
             encoder[test] = head.level1_log_proba(E[test])
         return tfidf, encoder
 

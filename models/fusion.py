@@ -32,17 +32,21 @@ class EmbeddingHead:
         self.meta_weight = meta_weight
 
     def fit(
-        self, E: np.ndarray, y: np.ndarray, n_classes: int, *, leaf_assignment: np.ndarray,
-        leaf_meta: np.ndarray,
+        self, E: np.ndarray, y: np.ndarray, n_classes: int, *,
+        leaf_assignment: np.ndarray | None = None, leaf_meta: np.ndarray | None = None,
     ) -> EmbeddingHead:
-        """``y``: level-1 indices; ``leaf_assignment[i]``: appeal i's leaf (−1: none)."""
+        """``y``: level-1 indices; ``leaf_assignment[i]``: appeal i's leaf (−1: none);
+        ``leaf_meta``: the leaves' description embeddings (none: level 1 only)."""
         present = np.unique(y)
         self.n_classes_ = n_classes
         self.present_ = present
         self.model_ = (LogisticRegression(C=self.C, max_iter=3000).fit(E, y)
                        if len(present) > 1 else None)
+        if leaf_meta is None:
+            return self
         protos = self.meta_weight * leaf_meta.astype(np.float32)
-        rows = np.flatnonzero(leaf_assignment >= 0)
+        rows = (np.flatnonzero(leaf_assignment >= 0) if leaf_assignment is not None
+                else np.zeros(0, dtype=np.int64))
         if len(rows):
             sums = np.zeros_like(protos)
             np.add.at(sums, leaf_assignment[rows], E[rows])
