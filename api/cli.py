@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.artifacts import Registry, load_model
 from models.sentiment import load_sentiment
-from training.jobs import read_labelled, train_version
+from training.jobs import finetune_budget, read_labelled, train_version
 from training.routing import build_dispatcher, read_history
 from training.sentiment import train_sentiment_version
 from triage.errors import TriageError
@@ -65,8 +66,9 @@ def train(
         help="fast (TF-IDF only) | accurate (adds the sentence encoder, TRIAGE_ENCODER)")] = "fast",
     time_budget: Annotated[float | None, typer.Option(
         "--time-budget", metavar="MIN",
-        help="accurate only: first fine-tune the encoder on these appeals for at most MIN "
-        "minutes (resumable: a rerun on the same data continues)")] = None,
+        help="accurate only: fine-tune the encoder on these appeals for at most MIN minutes "
+        "first (default TRIAGE_FINETUNE_MINUTES, 28; 0: no fine-tuning; resumable: a rerun on "
+        "the same data continues)")] = None,
     output: Annotated[Path | None, typer.Option(help="version directory to write")] = None,
     holdout: Annotated[float, typer.Option(help="share held out to measure the model")] = 0.1,
     activate: Annotated[bool, typer.Option(help="activate the new registry version")] = False,
@@ -90,15 +92,15 @@ def train(
                              department_column=department_column, reply_column=reply_column)
                 if history else None)
         registry = Registry(settings.models_dir)
-        with console.status("training") as status:
+        with _status("training") as progress:
             dispatcher = build_dispatcher(taxonomy=tax, gazetteer=gazetteer,
                                           responsibility=responsibility, history=past,
-                                          progress=lambda m: status.update(m))
+                                          progress=progress)
             loaded = train_version(
                 texts=texts, labels=labels, taxonomy=tax, output=output, registry=registry,
-                preset=preset, holdout=holdout, progress=lambda m: status.update(m),
+                preset=preset, holdout=holdout, progress=progress,
                 sources=[str(p) for p in data], dispatcher=dispatcher, settings=settings,
-                finetune_minutes=time_budget)
+                finetune_minutes=finetune_budget(preset, time_budget, settings))
         if activate and output is None:
             registry.activate(loaded.version)
     except TriageError as exc:
@@ -156,6 +158,25 @@ def _output_cells(record: dict) -> dict[str, str]:
         "review_reason": record["review_reason"] or "",
         "model_version": record["model_version"],
     }
+
+
+@contextmanager
+def _status(title: str) -> Iterator[Callable[[str], None]]:
+    """A progress callback: a live status line on a terminal; elsewhere (a log, CI) one line per
+    step, and at most one every 30 s while a step reports its percentage."""
+    if console.is_terminal:
+        with console.status(title) as status:
+            yield lambda message: status.update(message)
+        return
+    last = {"step": "", "at": 0.0}
+
+    def report(message: str) -> None:
+        step, now = message.split(" (")[0], time.monotonic()
+        if step != last["step"] or now - last["at"] >= 30:
+            console.print(f"{time.strftime('%H:%M:%S')} {message}", highlight=False)
+            last.update(step=step, at=now)
+
+    yield report
 
 
 def _bar() -> Progress:
@@ -253,9 +274,9 @@ def retrain(
 
     settings = get_settings()
     try:
-        with _database(settings) as session, console.status("retraining") as status:
+        with _database(settings) as session, _status("retraining") as progress:
             report = run_retrain(session=session, settings=settings, tolerance=tolerance,
-                                 progress=lambda m: status.update(m))
+                                 progress=progress)
     except TriageError as exc:
         _fail(exc)
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))

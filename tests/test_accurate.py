@@ -38,7 +38,8 @@ def accurate_version(env: Path, tmp_path: Path) -> Path:
     result = runner.invoke(app, [
         "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
         "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
-        "--preset", "accurate", "--holdout", "0", "--output", str(tmp_path / "v")])
+        "--preset", "accurate", "--time-budget", "0", "--holdout", "0",
+        "--output", str(tmp_path / "v")])
     assert result.exit_code == 0, result.output
     return tmp_path / "v"
 
@@ -260,6 +261,20 @@ def test_a_fine_tuned_version_carries_its_own_encoder(env: Path, tmp_path: Path)
     shutil.rmtree(env)  # the configured encoder is gone: the version does not need it
     loaded = load_model(tmp_path / "v")
     assert loaded.model.predict_paths(["小区楼下饭店油烟扰民"])[0].subitem
+
+
+def test_accurate_fine_tunes_its_encoder_unless_told_not_to(env: Path, tmp_path: Path) -> None:
+    result = _train_accurate("--holdout", "0.2", "--output", str(tmp_path / "v"))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    assert manifest["encoder"]["source"] == "bundled"
+    tuned = manifest["metrics"]["finetune"]
+    assert tuned["steps"] > 0 and tuned["epochs_done"] == pytest.approx(1.0, abs=0.05)
+    assert tuned["stopped_by_budget"] is False  # the tiny encoder finishes its epoch in time
+    # the held-out figure was measured with an encoder that had read those appeals: said so
+    assert manifest["metrics"]["holdout_seen_by_encoder"] is True
+    # progress goes to the log line by line when no terminal shows a live status
+    assert "fine-tun" in result.stderr
 
 
 def test_retraining_a_fine_tuned_version_keeps_its_preset_and_encoder(env: Path) -> None:

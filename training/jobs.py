@@ -124,14 +124,21 @@ def train_version(
     encoder, source, bundled = None, None, None
     with tempfile.TemporaryDirectory(dir=_scratch(settings)) as scratch:
         if preset == "accurate":
-            encoder, source, bundled = _prepare_encoder(
+            encoder, source, bundled, tuned = _prepare_encoder(
                 settings, texts, labels, taxonomy, finetune_minutes, Path(scratch), progress,
                 bundled_encoder)
+            if tuned:
+                metrics["finetune"] = {k: tuned[k] for k in (
+                    "steps", "total_steps", "epochs_done", "seconds", "train_loss",
+                    "stopped_by_budget") if k in tuned}
         embed = None if encoder is None else (
             lambda batch: encoder.encode(batch, progress=_fraction(progress)))
         if holdout > 0:
             progress("evaluating on a held-out split")
             metrics.update(holdout_metrics(texts, labels, taxonomy, fraction=holdout, embed=embed))
+            if "finetune" in metrics and "holdout_n" in metrics:
+                # the fine-tuned encoder has read the held-out appeals: an optimistic figure
+                metrics["holdout_seen_by_encoder"] = True
         progress(f"training on {len(texts)} appeals")
         model = HierarchicalClassifier(taxonomy=taxonomy).fit(texts, labels, embed=embed)
         metrics["train_seconds"] = round(time.perf_counter() - start, 2)
@@ -140,6 +147,16 @@ def train_version(
         version_dir = _save(model, texts, labels, preset, sources, metrics, dispatcher, base_data,
                             extra_manifest, output, registry, encoder, source, bundled, progress)
     return load_model(version_dir)
+
+
+def finetune_budget(preset: str, minutes: float | None, settings: Settings) -> float | None:
+    """Minutes of encoder fine-tuning for a training run: ``accurate`` fine-tunes for
+    ``settings.finetune_minutes`` unless told otherwise; 0 (or ``fast``) means none."""
+    if preset == "accurate" and minutes is None:
+        minutes = settings.finetune_minutes
+    if minutes is not None and minutes <= 0:
+        return None
+    return minutes
 
 
 def _scratch(settings: Settings) -> Path:
@@ -156,20 +173,22 @@ def _prepare_encoder(
     settings: Settings, texts: list[str], labels: list[str], taxonomy: Taxonomy,
     finetune_minutes: float | None, scratch: Path, progress: Progress,
     bundled: Path | None = None,
-) -> tuple[Any, str, Path | None]:
-    """The encoder to train with: the configured one, or a copy fine-tuned on these appeals."""
+) -> tuple[Any, str, Path | None, dict[str, Any]]:
+    """The encoder to train with (the configured one, or a copy fine-tuned on these appeals),
+    its source, the fine-tuned directory if any and the fine-tuning report (empty if none)."""
     from models.encoder import locate_encoder, open_encoder
 
     source = "bundled" if bundled is not None else settings.encoder
     progress(f"preparing the encoder {source}")
     base = locate_encoder(bundled or source, settings.home, _fraction(progress))
+    tuned: dict[str, Any] = {}
     if finetune_minutes is not None:
         from training.finetune import finetune_encoder
 
         level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
         bundled = scratch / "encoder"
         checkpoints = settings.home / "checkpoints" / data_hash(texts, labels)[:16]
-        finetune_encoder(base, texts, level1, bundled, time_budget_min=finetune_minutes,
+        tuned = finetune_encoder(base, texts, level1, bundled, time_budget_min=finetune_minutes,
                          max_length=settings.encoder_max_length,
                          max_chars=settings.encoder_max_chars, checkpoint_dir=checkpoints,
                          progress=_fraction(progress))
@@ -177,7 +196,7 @@ def _prepare_encoder(
     encoder = open_encoder(base, settings.home, backend=settings.encoder_backend,
                            max_length=settings.encoder_max_length,
                            max_chars=settings.encoder_max_chars, progress=_fraction(progress))
-    return encoder, source, bundled
+    return encoder, source, bundled, tuned
 
 
 def _save(
@@ -228,7 +247,8 @@ def ensure_default_model(settings: Settings, progress: Progress = lambda _: None
     loaded = train_version(texts=texts, labels=labels, taxonomy=taxonomy, output=None,
                            registry=registry, holdout=0.0, progress=progress,
                            sources=[settings.demo_appeals.name], dispatcher=dispatcher,
-                           preset=settings.preset, settings=settings)
+                           preset=settings.preset, settings=settings,
+                           finetune_minutes=finetune_budget(settings.preset, None, settings))
     registry.activate(loaded.version)
     return loaded
 
