@@ -21,15 +21,17 @@ past tickets (``vote_weight``).
 
 Measured on the shared replies (``training/routing_benchmark.py``: 1,942 appeals, 1,016 of them
 with a reply that names a typed unit; 5 folds grouped by identical text; gold = the shared
-``unit_type`` of the reply), the lead unit's kind is right on 0.624 of held-out appeals. Before
-(kinds from ``handling_unit`` only, no duty words, no vote, mention_weight 0.5): 0.596. Taking one
-part out: kinds from ``handling_unit`` only 0.608, no duty words 0.609, no vote 0.612,
+``unit_type`` of the reply), the lead unit's kind is right on 0.626 of held-out appeals (0.624
+before a lead's name was checked by the same reading: ``keep_kind``). Before (kinds from
+``handling_unit`` only, no duty words, no vote, mention_weight 0.5): 0.596. Taking one part out
+(measured at 0.624): kinds from ``handling_unit`` only 0.608, no duty words 0.609, no vote 0.612,
 mention_weight 0.5 0.620. Always 街道乡镇: 0.325; TF-IDF + LinearSVC on the gold kinds: 0.579. C
-(0.5 to 2) and k_vote (10 or 20) change it by 0.001. Rare kinds stay weak (农业农村, 民政, 水务,
+(0.5 to 2) and k_vote (10 or 20) change it by 0.001; class weights, a calibrated stacker and title
+features did not help (the benchmark's docstring). Rare kinds stay weak (农业农村, 民政, 水务,
 商务, 税务: recall 0 on 4 to 14 appeals each); 街道乡镇 is over-predicted (recall 0.85, precision
 0.59). One ticket at a time on 2 shared cores: routing adds 1.3 to 2.3 ms on features the caller
-has computed; 3.7 ms end to end with the router's own featurising on a quiet machine (up to 6 ms
-when the cores are busy; before: 1.6 and 4.7 ms).
+has computed; 3.7 to 4.7 ms end to end with the router's own featurising (up to 6 ms when the
+cores are busy).
 
 Features come from the router's own ``TextFeaturizer`` (``fit`` / ``predict_proba``), or from the
 caller (``fit_features`` / ``predict_proba_features``), so that a service that has already

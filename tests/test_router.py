@@ -11,7 +11,7 @@ import pytest
 from models.features import TextFeaturizer
 from models.router import HistoryRouter, RoutePrediction
 from triage.errors import LabelError, ModelNotReadyError
-from triage.units import unit_category
+from triage.units import reply_kind, unit_category
 
 # Past tickets and the unit that handled each. 住建 units are all rare (one ticket each), so with
 # min_count=2 they are learnt only as the body 住建局 and placed by the appeal's address.
@@ -231,6 +231,20 @@ def test_a_lead_always_reads_as_the_kind_it_was_chosen_for() -> None:
     router = fit_with_kinds()
     (route,) = router.route(["旅游区的老人申请低保没有回音"])
     assert route.explanation["unit_kind"] == "民政" and unit_category(route.lead) == "民政"
+
+
+def test_a_police_station_named_after_its_street_is_routed_as_the_police() -> None:
+    # every station is rare, so the router learns the body 派出所 and places it by the appeal; a
+    # station named after its street (裕南街街道派出所) reads as the street when routing is
+    # measured (the first unit a name names that has a kind), so the lead must not carry it
+    history = [("户口迁移被派出所拒绝", "A1区东塘派出所"), ("身份证补办派出所推诿", "A4区望城坡派出所"),
+               ("落户手续派出所不给办理", "B2区城南派出所"), ("小区垃圾成堆没人清运", "A3区洋湖街道办事处"),
+               ("广场舞噪音扰民到深夜", "A3区洋湖街道办事处")]
+    router = HistoryRouter(min_count=2, min_df=1).fit([t for t, _ in history],
+                                                      [u for _, u in history])
+    (route,) = router.route(["今天去A2区裕南街街道派出所办理落户被拒，派出所说户口不能迁"])
+    assert route.explanation["unit_kind"] == "公安"
+    assert route.lead.startswith("A2区") and reply_kind(route.lead) == "公安", route.lead
 
 
 def test_kinds_must_match_the_tickets_and_a_ticket_needs_a_unit_or_a_kind() -> None:

@@ -582,8 +582,13 @@ def kind_unit(kind: str, text: str) -> str:
 
 def keep_kind(name: str, body: str, kind: str, text: str) -> str:
     """``name`` (``body`` placed by an appeal) when it still reads as ``kind``; else ``body`` under
-    the appeal's place code only (a place read in words can carry a kind: 旅游区民政局 reads as 文旅)."""
-    if not kind or unit_category(name) == kind:
+    the appeal's place code only (a place read in words can carry a kind: 旅游区民政局 reads as 文旅).
+
+    A name is read as routing is measured (``reply_kind``: the first unit in it that has a kind),
+    so a police station named after its street (``裕南街街道派出所``, read as the street) gives
+    way to ``A2区派出所``.
+    """
+    if not kind or reply_kind(name) == kind:
         return name
     code = re.search(r"[A-Z]\d{1,2} ?[区县市]|[A-Z] ?市", str(text))
     return (code.group(0).replace(" ", "") if code else "市") + body
