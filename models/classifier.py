@@ -33,6 +33,7 @@ from models.fusion import (
 )
 from models.leaves import LeafScorer, describe_leaf
 from triage.errors import LabelError, ModelNotReadyError
+from triage.glossary import Glossary
 from triage.taxonomy import Taxonomy
 
 
@@ -64,6 +65,7 @@ class HierarchicalClassifier:
         review_threshold: float = 0.35, review_threshold_level1: float = 0.6, top_k: int = 3,
         leaf_evidence: float = 15.0, encoder_weight: float | None = None,
         cascade: float | None = None, leaf_encoder_weight: float = 1.0, fusion_folds: int = 3,
+        glossary: Glossary | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.C = C
@@ -77,6 +79,7 @@ class HierarchicalClassifier:
         self.cascade = cascade
         self.leaf_encoder_weight = leaf_encoder_weight
         self.fusion_folds = fusion_folds
+        self.glossary = glossary
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -95,14 +98,15 @@ class HierarchicalClassifier:
         present = set(level1)
         self.classes_ = [r.name for r in self.taxonomy.roots if r.name in present]
         self.unsupported_ = [r.name for r in self.taxonomy.roots if r.name not in present]
-        leaf_texts = [describe_leaf(leaf) for r in self.classes_ for leaf in self.taxonomy.leaves(r)]
+        leaf_texts = [describe_leaf(leaf, self.glossary)
+                      for r in self.classes_ for leaf in self.taxonomy.leaves(r)]
         self.featurizer_ = TextFeaturizer()
         X = self.featurizer_.fit_transform(list(texts) + leaf_texts)[: len(texts)]
         y = np.array([self.classes_.index(c) for c in level1])
         self.level1_model_ = self._fit_level1(X, y)
         self.leaves_ = LeafScorer(temperature=self.temperature).fit(
             X, [n.key for n in nodes], taxonomy=self.taxonomy, roots=self.classes_,
-            featurizer=self.featurizer_,
+            featurizer=self.featurizer_, glossary=self.glossary,
         )
         self.n_train_ = len(texts)
         self.head_: EmbeddingHead | None = None
@@ -120,7 +124,7 @@ class HierarchicalClassifier:
         E = embed(texts)
         self.head_ = EmbeddingHead().fit(
             E, y, len(self.classes_), leaf_assignment=self.leaves_.assignment_,
-            leaf_meta=embed([describe_leaf(leaf) for leaf in leaves]))
+            leaf_meta=embed([describe_leaf(leaf, self.glossary) for leaf in leaves]))
         self.memory_threshold_ = calibrate_neighbour_threshold(E, y)
         if self.encoder_weight is not None and self.cascade is not None:
             self.fusion_ = FusionChoice(self.encoder_weight, self.cascade, *[float("nan")] * 4)
@@ -144,7 +148,8 @@ class HierarchicalClassifier:
         if folds < 2:
             tfidf[np.arange(len(y)), y] = 1.0
             return tfidf, encoder
-        params = {n: getattr(self, n) for n in ("C", "model", "temperature", "leaf_evidence")}
+        params = {n: getattr(self, n)
+                  for n in ("C", "model", "temperature", "leaf_evidence", "glossary")}
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
         for train, test in splitter.split(np.zeros(len(y)), y):
             inner = HierarchicalClassifier(taxonomy=self.taxonomy, **params).fit(

@@ -27,11 +27,13 @@ from models.artifacts import (
 from models.classifier import HierarchicalClassifier
 from training.routing import build_dispatcher
 from triage.errors import InputFileError, TriageError
+from triage.glossary import Glossary
 from triage.settings import Settings, get_settings
 from triage.tables import read_table
 from triage.taxonomy import Taxonomy
 
 PRESETS = ("fast", "accurate")
+GLOSSARY_FILE = "glossary.csv"
 Progress = Callable[[str], None]
 
 
@@ -67,7 +69,7 @@ def read_labelled(
 
 def holdout_metrics(
     texts: list[str], labels: list[str], taxonomy: Taxonomy, *, fraction: float = 0.1,
-    embed: Callable[[Sequence[str]], Any] | None = None,
+    embed: Callable[[Sequence[str]], Any] | None = None, glossary: Glossary | None = None,
 ) -> dict[str, Any]:
     """Level-1 macro-F1 and accuracy of a model fitted on the rest of a stratified random split."""
     level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
@@ -76,7 +78,7 @@ def holdout_metrics(
         return {}
     train, test = train_test_split(
         list(range(len(texts))), test_size=fraction, stratify=level1, random_state=0)
-    model = HierarchicalClassifier(taxonomy=taxonomy).fit(
+    model = HierarchicalClassifier(taxonomy=taxonomy, glossary=glossary).fit(
         [texts[i] for i in train], [labels[i] for i in train], embed=embed)
     if embed is not None:
         model.attach_encoder(_Embedder(embed))
@@ -103,14 +105,15 @@ def train_version(
     progress: Progress = lambda _: None, sources: Sequence[str] = (), dispatcher: Any = None,
     base_data: tuple[list[str], list[str]] | None = None, extra_manifest: dict | None = None,
     settings: Settings | None = None, finetune_minutes: float | None = None,
-    bundled_encoder: Path | None = None,
+    bundled_encoder: Path | None = None, glossary: Glossary | None | str = "settings",
 ) -> LoadedModel:
     """Fit a model, measure it, write it as a new version (into ``output`` or the registry).
 
     ``preset="accurate"`` adds the sentence encoder (``settings.encoder``); with
     ``finetune_minutes`` the encoder is first fine-tuned on these appeals for at most that long
     and stored inside the version. ``bundled_encoder``: a fine-tuned encoder directory to train
-    with and store (a retrained version keeps its parent's).
+    with and store (a retrained version keeps its parent's). ``glossary``: the node keywords to
+    describe leaves with (default: ``settings.glossary``; a retrained version keeps its parent's).
     """
     if preset not in PRESETS:
         raise TriageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -119,6 +122,8 @@ def train_version(
                           "--preset accurate")
     taxonomy.resolve_labels(labels)  # fail on bad labels before any long work
     settings = settings or get_settings()
+    if isinstance(glossary, str):
+        glossary = load_glossary(settings)
     metrics: dict[str, Any] = {}
     start = time.perf_counter()
     encoder, source, bundled = None, None, None
@@ -135,18 +140,25 @@ def train_version(
             lambda batch: encoder.encode(batch, progress=_fraction(progress)))
         if holdout > 0:
             progress("evaluating on a held-out split")
-            metrics.update(holdout_metrics(texts, labels, taxonomy, fraction=holdout, embed=embed))
+            metrics.update(holdout_metrics(texts, labels, taxonomy, fraction=holdout, embed=embed,
+                                           glossary=glossary))
             if "finetune" in metrics and "holdout_n" in metrics:
                 # the fine-tuned encoder has read the held-out appeals: an optimistic figure
                 metrics["holdout_seen_by_encoder"] = True
         progress(f"training on {len(texts)} appeals")
-        model = HierarchicalClassifier(taxonomy=taxonomy).fit(texts, labels, embed=embed)
+        model = HierarchicalClassifier(taxonomy=taxonomy, glossary=glossary).fit(
+            texts, labels, embed=embed)
         metrics["train_seconds"] = round(time.perf_counter() - start, 2)
         if model.fusion_ is not None:
             metrics["fusion"] = {k: round(v, 4) for k, v in asdict(model.fusion_).items()}
         version_dir = _save(model, texts, labels, preset, sources, metrics, dispatcher, base_data,
                             extra_manifest, output, registry, encoder, source, bundled, progress)
     return load_model(version_dir)
+
+
+def load_glossary(settings: Settings) -> Glossary | None:
+    """The glossary of ``settings.glossary`` (``builtin``: datasets/glossary.csv; ``none``)."""
+    return Glossary.from_setting(settings.glossary, settings.datasets_dir / GLOSSARY_FILE)
 
 
 def finetune_budget(preset: str, minutes: float | None, settings: Settings) -> float | None:
@@ -218,6 +230,9 @@ def _save(
     }
     if encoder is not None and source is not None:
         manifest["encoder"] = encoder_manifest(encoder, source)
+    glossary = getattr(model, "glossary", None)
+    manifest["glossary"] = None if glossary is None else {
+        "entries": len(glossary), "sha256": glossary.digest}
     target = Path(output) if output else registry.new_directory(version)
     progress(f"writing version {version} to {target}")
     save_model(model, target, manifest=manifest, dispatcher=dispatcher, encoder_dir=bundled)

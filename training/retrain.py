@@ -134,6 +134,7 @@ def retrain(*, session: Session, settings: Settings, progress: Progress = lambda
         holdout=0.0, progress=progress, sources=current.manifest.get("training_sources", []),
         preset=str(current.manifest.get("preset", "fast")), settings=settings,
         bundled_encoder=_bundled_encoder(current),
+        glossary=getattr(current.model, "glossary", None),
         dispatcher=current.dispatcher, base_data=base,
         extra_manifest={"parent": current.version, "n_corrections": len(fixed_texts)})
     progress("evaluating the candidate against the active model")

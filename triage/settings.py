@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     encoder_max_length: int = Field(128, description="tokens per appeal given to the encoder")
     encoder_max_chars: int = Field(
         160, description="characters of a long appeal given to the encoder (head and tail)")
+    glossary: str = Field(
+        "builtin", description="words citizens use per taxonomy node, added to the leaves' "
+        "names when choosing a leaf: builtin (datasets/glossary.csv), none, or a CSV path with "
+        "columns path,keywords")
     finetune_minutes: float = Field(
         28.0, ge=0, description="accurate preset: minutes of encoder fine-tuning on the labelled "
         "appeals before the classifier is fitted (`triage train --time-budget` overrides; 0: use "

@@ -251,7 +251,7 @@ def _table_records(table: Table) -> list[dict[str, Any]]:
         record: dict[str, Any] = {"path": path}
         for column, field_name in meta.items():
             record[field_name] = row.get(column, "").strip()
-        record["keywords"] = _keywords(record.get("keywords", ""))
+        record["keywords"] = split_keywords(record.get("keywords", ""))
         records.append(record)
     if not records:
         raise TaxonomyError(f"{table.path}: the file has a header but no rows")
@@ -274,7 +274,8 @@ def _row_path(cells: list[str], path: Path, number: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _keywords(value: Any) -> list[str]:
+def split_keywords(value: Any) -> list[str]:
+    """Keywords from a list or a string separated by | or 、 (blanks dropped)."""
     if isinstance(value, (list, tuple)):
         return [str(v).strip() for v in value if str(v).strip()]
     return [k.strip() for k in _KEYWORD_SPLIT.split(str(value or "")) if k.strip()]
@@ -303,7 +304,7 @@ def _nested_records(nodes: list[Any], parent: tuple[str, ...], where: str) -> li
             "path": path,
             "code": str(item.get("code") or ""),
             "description": str(item.get("description") or ""),
-            "keywords": _keywords(item.get("keywords")),
+            "keywords": split_keywords(item.get("keywords")),
             "department": str(item.get("department") or ""),
         })
         records.extend(_nested_records(item.get("children") or [], path, where))
