@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from models.classifier import HierarchicalClassifier
+from models.process_memory import return_large_frees
 from triage.errors import ArtifactError, NotFoundError
 from triage.taxonomy import Taxonomy
 
@@ -200,7 +201,11 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 
 def load_model(directory: Path) -> LoadedModel:
-    """Load a version, refusing one whose manifest it cannot honour (and saying why)."""
+    """Load a version, refusing one whose manifest it cannot honour (and saying why).
+
+    The process that loads a version serves it: large freed buffers are given back to the
+    operating system from here on (``models.process_memory``)."""
+    return_large_frees()
     directory = Path(directory)
     manifest = read_manifest(directory)
     check_sklearn(manifest, directory, retrain="triage train")

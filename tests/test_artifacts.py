@@ -284,3 +284,47 @@ def test_manifest_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("[]", encoding="utf-8")
     with pytest.raises(ArtifactError, match="JSON object"):
         read_manifest(tmp_path)
+
+
+# --------------------------------------------------------------------------- #
+# an accurate version whose bundled encoder has a unigram (XLM-R-like) vocabulary
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow
+def test_a_version_saved_before_the_vocabulary_cut_loads_cut_and_predicts_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from test_encoder import build_tiny_unigram_encoder
+
+    from models import encoder_vocab
+    from models.artifacts import ENCODER_DIR, encoder_manifest
+    from models.encoder import Encoder
+    from triage.settings import get_settings
+
+    monkeypatch.setenv("TRIAGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", "onnx")
+    get_settings.cache_clear()
+    tuned = build_tiny_unigram_encoder(tmp_path / "tuned", TEXTS)
+    whole = Encoder(tuned, threads=1, cut_vocabulary=False, max_length=128, max_chars=160)
+    model = HierarchicalClassifier(taxonomy=TAX, encoder_weight=1.0, cascade=1.01).fit(
+        TEXTS, LABELS, embed=whole.encode)
+    model.attach_encoder(whole)
+    whole.clear_cache()  # an appeal's embedding depends on its batch (int8 activations)
+    expected = model.predict_proba(TEXTS + ["公交站台太远"])
+    # as the release before the cut saved it: the bundled encoder without the cut files
+    version = save_model(model, tmp_path / "v-old", encoder_dir=tuned, manifest={
+        "version": "v-old", "encoder": encoder_manifest(whole, "bundled")})
+    assert encoder_vocab.pruned_files(version / ENCODER_DIR) is None
+    try:
+        loaded = load_model(version)
+        assert loaded.model.encoder_.vocabulary == "cut"
+        assert encoder_vocab.pruned_files(version / ENCODER_DIR) is not None
+        np.testing.assert_array_equal(loaded.model.predict_proba(TEXTS + ["公交站台太远"]), expected)
+        # other weights in its encoder/ are still refused, saying what to do
+        stamp = version / ENCODER_DIR / "triage-encoder.json"
+        stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "tensor_sha256": "0" * 64}))
+        with pytest.raises(ArtifactError, match="was trained with encoder bundled"):
+            load_model(version)
+    finally:
+        get_settings.cache_clear()

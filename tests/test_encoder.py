@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,158 @@ def test_an_encoder_int8_cannot_serve_faithfully_is_served_in_fp32(
                                                                  "model_int8.onnx"]
     cosines = (served.encode(APPEALS) * torch_encoder.encode(APPEALS)).sum(axis=1)
     assert cosines.min() >= 0.9999
+
+
+# -- the vocabulary cut to Chinese appeals (models.encoder_vocab) ---------------------------------
+MIXED = [
+    *APPEALS,
+    "湘A12345的车主占用消防通道，KTV噪音≥70分贝【紧急】",
+    "孕期做β链球菌筛查",  # a stray Greek letter: a single-character piece, kept
+]
+
+
+def build_tiny_unigram_encoder(path: Path, texts: list[str]) -> Path:
+    """A tiny XLM-R-like encoder: a sentencepiece (unigram, ▁) tokenizer over the characters and
+    some words of ``texts``, foreign words and letters, and a seeded random BERT."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel
+
+    from models.e5_rebuild import STAMP, tensor_digest, write_sentence_transformers_config
+
+    chars = sorted({c for t in texts for c in t if not c.isspace()} | set("abcdefghijklmnopqrstuvwxyz"))
+    words = ["小区", "油烟", "学校", "路灯", "不亮", "消防通道", "▁KTV", "▁湘A", "123", "45", "▁query",
+             ":", "▁"]
+    foreign = ["▁Привет", "при", "вет", "ит", "▁σας", "ας", "п", "р", "и", "в", "е", "т", "σ", "α", "ς"]
+    pieces = ["<s>", "<pad>", "</s>", "<unk>"] + list(dict.fromkeys(words + chars + foreign))
+    # words score above their characters; the lowest score (a single letter) stays in any cut
+    vocab = [(p, 0.0) if p.startswith("<") else (p, -1.0 - 0.1 * i if len(p) > 1 else -30.0 - 0.1 * i)
+             for i, p in enumerate(pieces)] + [("<mask>", 0.0)]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.add_special_tokens(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(path / "tokenizer.json"))
+    (path / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "XLMRobertaTokenizerFast", "model_max_length": 128, "bos_token": "<s>",
+        "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>", "pad_token": "<pad>",
+        "cls_token": "<s>", "mask_token": "<mask>"}))
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        pad_token_id=1)
+    torch.manual_seed(0)
+    model = BertModel(config).eval()
+    model.save_pretrained(path)
+    write_sentence_transformers_config(path, max_seq_length=128)
+    state = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    (path / STAMP).write_text(json.dumps({"tensor_sha256": tensor_digest(state),
+                                          "query_prefix": "query: "}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def unigram_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_unigram_encoder(tmp_path_factory.mktemp("unigram"), MIXED)
+
+
+@pytest.mark.slow
+def test_a_unigram_encoder_serves_its_vocabulary_cut_to_chinese_with_the_same_embeddings(
+    unigram_encoder: Path,
+) -> None:
+    from tokenizers import Tokenizer
+
+    from models import encoder_vocab
+
+    whole = Encoder(unigram_encoder, threads=1, cut_vocabulary=False)
+    cut = Encoder(unigram_encoder, threads=1)
+    assert (whole.vocabulary, cut.vocabulary) == ("full", "cut")
+    assert cut.fingerprint == whole.fingerprint  # the same weights: versions still load
+    full_tok = Tokenizer.from_file(str(unigram_encoder / "tokenizer.json"))
+    cut_tok = Tokenizer.from_file(str(unigram_encoder / encoder_vocab.PRUNED_TOKENIZER))
+    kept = set(cut_tok.get_vocab())
+    assert {"▁Привет", "при", "вет", "▁σας"}.isdisjoint(kept)  # foreign words are gone
+    assert {"β", "п", "σ", "消防通道", "▁KTV", "<mask>"} <= kept  # single letters stay
+    assert cut_tok.get_vocab_size() < full_tok.get_vocab_size()
+    # the same segmentation, id for id, and the same numbers out of the model
+    keep = encoder_vocab.kept_ids(json.loads((unigram_encoder / "tokenizer.json").read_text()))
+    for text in MIXED:
+        assert [int(keep[i]) for i in cut_tok.encode("query: " + text).ids] == \
+            full_tok.encode("query: " + text).ids
+    assert np.array_equal(cut.encode(MIXED), whole.encode(MIXED))
+    # foreign words still get an embedding, close to the whole vocabulary's
+    foreign = ["Привет σας"]
+    assert (cut.encode(foreign) * whole.encode(foreign)).sum() > 0.5
+
+
+@pytest.mark.slow
+def test_a_cut_vocabulary_built_from_other_files_is_rebuilt_not_served(
+    unigram_encoder: Path, tmp_path: Path,
+) -> None:
+    import shutil
+
+    from models import encoder_vocab
+
+    copy = tmp_path / "enc"
+    shutil.copytree(unigram_encoder, copy)
+    Encoder(copy, threads=1)
+    assert encoder_vocab.pruned_files(copy) is not None
+    stale = (copy / encoder_vocab.PRUNED_TOKENIZER).read_bytes()
+    # the model's tokenizer changes (say a fine-tuned copy was put in place): the cut is stale
+    spec = json.loads((copy / "tokenizer.json").read_text())
+    spec["model"]["vocab"][10][1] -= 5.0
+    (copy / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False))
+    assert encoder_vocab.pruned_files(copy) is None
+    served = Encoder(copy, threads=1)
+    assert served.vocabulary == "cut"
+    assert (copy / encoder_vocab.PRUNED_TOKENIZER).read_bytes() != stale
+
+
+@pytest.mark.slow
+def test_serving_on_onnx_never_imports_torch_or_transformers(unigram_encoder: Path) -> None:
+    import subprocess
+    import sys
+
+    Encoder(unigram_encoder, threads=1)  # export and cut first (these need torch)
+    code = ("import sys; from models.encoder import Encoder; "
+            f"e = Encoder({str(unigram_encoder)!r}, threads=1); e.encode(['路灯不亮了']); "
+            "print(e.vocabulary, 'torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["cut", "False", "False"]
+
+
+def test_a_wordpiece_encoder_is_served_with_its_whole_vocabulary(tiny_encoder: Path) -> None:
+    from models import encoder_vocab
+
+    assert not encoder_vocab.can_prune(tiny_encoder)
+
+
+def test_only_pieces_spelt_in_chinese_ascii_and_punctuation_are_kept() -> None:
+    from models.encoder_vocab import keep_piece
+
+    for piece in ("▁小区", "消防通道", "▁KTV", "2019", "》", "℃", "㎡", "…", "▁", "β", "▁и"):
+        assert keep_piece(piece), piece
+    for piece in ("▁Привет", "σας", "▁สวัสดี", "é中"):
+        assert not keep_piece(piece), piece
+
+
+@pytest.mark.slow
+def test_an_encoder_whose_cut_cannot_be_built_is_served_whole_with_a_warning(
+    unigram_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import shutil
+
+    from models import encoder_vocab
+
+    copy = tmp_path / "enc"
+    shutil.copytree(unigram_encoder, copy, ignore=shutil.ignore_patterns("*_zh*"))
+    monkeypatch.setattr(encoder_vocab, "build_in_child", lambda _: "read-only file system")
+    served = Encoder(copy, threads=1)
+    assert served.vocabulary == "full"
+    assert "read-only file system" in caplog.text
+    assert np.array_equal(served.encode(MIXED), Encoder(unigram_encoder, threads=1).encode(MIXED))
