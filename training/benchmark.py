@@ -151,12 +151,16 @@ def _serving(model, encoder, texts: list[str], version: Path, tmp: Path,
     write_csv(source, ["text"], ({"text": t} for t in texts))
     triage = Path(sys.executable).with_name("triage")
     start = time.perf_counter()
-    done = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", str(triage), "predict", "--model", str(version),
-         "--input", str(source), "--text-column", "text", "--output", str(tmp / "out.csv")],
-        check=True, capture_output=True, text=True)
+    command = [str(triage), "predict", "--model", str(version), "--input", str(source),
+               "--text-column", "text", "--output", str(tmp / "out.csv")]
+    gnu_time = Path("/usr/bin/time").is_file() and sys.platform.startswith("linux")
+    done = subprocess.run((["/usr/bin/time", "-f", "%M"] if gnu_time else []) + command,
+                          check=True, capture_output=True, text=True)
     results["cli_predict_tickets_per_s"] = len(texts) / (time.perf_counter() - start)
-    results["cli_predict_peak_rss_mb"] = int(done.stderr.strip().splitlines()[-1]) / 1024
+    # GNU time: this process's peak; otherwise the largest of the children so far
+    results["cli_predict_peak_rss_mb"] = (
+        int(done.stderr.strip().splitlines()[-1]) if gnu_time
+        else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     if latency_n:
         if encoder is not None:
             encoder.clear_cache()
