@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -137,3 +138,54 @@ def test_train_records_the_glossary_and_none_turns_it_off(tmp_path: Path, env) -
     env(str(tmp_path / "nowhere.csv"))
     result = runner.invoke(app, [*args, "--output", str(tmp_path / "c")])
     assert result.exit_code != 0 and "glossary file not found" in result.output
+
+
+def test_a_named_leaf_beats_其他_at_equal_similarity(bare_taxonomy: Taxonomy) -> None:
+    texts, labels = zip(*APPEALS, strict=True)
+    model = HierarchicalClassifier(taxonomy=bare_taxonomy).fit(list(texts), list(labels))
+    X = model.featurizer_.transform(["出租车"])
+    penalised = model.leaves_.scores(X)[0]
+    model.leaves_.other_penalty = 0.0
+    plain = model.leaves_.scores(X)[0]
+    other = np.array([key.endswith("/其他") for key in model.leaves_.leaf_keys_])
+    assert np.allclose(plain[other] - penalised[other], 0.04)
+    assert np.allclose(plain[~other], penalised[~other])
+
+
+def test_retraining_keeps_the_glossary_its_parent_was_trained_with(tmp_path: Path, env) -> None:
+    custom = tmp_path / "ours.csv"
+    custom.write_text("path,keywords\n物业收费,物业费|停车费|公摊\n", encoding="utf-8")
+    env(str(custom))
+    result = runner.invoke(app, [
+        "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
+        "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
+        "--holdout", "0", "--activate"])
+    assert result.exit_code == 0, result.output
+    env("none")  # the setting changed since: the retrained version still describes leaves alike
+    result = runner.invoke(app, ["retrain", "--tolerance", "1.0"])
+    assert result.exit_code == 0, result.output
+    candidate = json.loads(result.stdout[result.stdout.index("{"):])["candidate"]
+    home = tmp_path / "home" / "models"
+    manifest = json.loads((home / candidate / "manifest.json").read_text())
+    assert manifest["glossary"] == {"entries": 1, "sha256": Glossary.from_file(custom).digest}
+
+
+@needs_shared()
+def test_leaf_confidence_is_calibrated_on_the_development_set() -> None:
+    """A leaf confidence of 0.5 should be right about half the time: the review queue relies on
+    it. Trained as the benchmark trains (without both hand-labelled sets and their twins)."""
+    from training.benchmark import LEAF_DEV, LEAF_GOLD, _rows_with_twins, fit_model
+    from training.teddy import load_leaf_gold, load_teddy
+
+    data = load_teddy(SHARED)
+    taxonomy = Taxonomy.from_file(SHARED / "teddy2020c" / "taxonomy_3level.csv")
+    dev_texts, dev_gold = load_leaf_gold(LEAF_DEV, data)
+    held = _rows_with_twins(data, set(dev_texts) | set(load_leaf_gold(LEAF_GOLD, data)[0]))
+    keep = [i for i in range(len(data.texts)) if i not in held]
+    model = fit_model(taxonomy, [data.texts[i] for i in keep], [data.labels[i] for i in keep],
+                      glossary=Glossary.from_file(DATASETS / GLOSSARY_FILE))
+    predicted = model.predict_paths(dev_texts, explain=False)
+    accuracy = np.mean([p.subitem == g for p, g in zip(predicted, dev_gold, strict=True)])
+    confidence = np.mean([p.confidence for p in predicted])
+    assert accuracy >= 0.5
+    assert abs(confidence - accuracy) < 0.08

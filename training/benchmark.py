@@ -82,7 +82,8 @@ def leaf_accuracy(data, taxonomy: Taxonomy, encoder=None, **params) -> dict[str,
     the leaves of the test set (``leaf_*``) and of the development set (``leaf_dev_*``)."""
     texts, gold = load_leaf_gold(LEAF_GOLD, data)
     dev_texts, dev_gold = load_leaf_gold(LEAF_DEV, data)
-    keep = [i for i in range(len(data.texts)) if i not in _leaf_rows(data)]
+    held = _rows_with_twins(data, set(texts) | set(dev_texts))
+    keep = [i for i in range(len(data.texts)) if i not in held]
     model = fit_model(taxonomy, [data.texts[i] for i in keep], [data.labels[i] for i in keep],
                       encoder, **params)
     dev = model.predict_paths(dev_texts, explain=False)
@@ -97,10 +98,9 @@ def leaf_accuracy(data, taxonomy: Taxonomy, encoder=None, **params) -> dict[str,
             "leaf_dev_n": len(dev_gold)}
 
 
-def _leaf_rows(data) -> set[int]:
-    """Rows of the hand-labelled appeals (test and development sets) and of their twins."""
-    labelled = set(load_leaf_gold(LEAF_GOLD, data)[0]) | set(load_leaf_gold(LEAF_DEV, data)[0])
-    groups = {g for t, g in zip(data.texts, data.groups, strict=True) if t in labelled}
+def _rows_with_twins(data, texts: set[str]) -> set[int]:
+    """Rows of ``texts`` and of their twins."""
+    groups = {g for t, g in zip(data.texts, data.groups, strict=True) if t in texts}
     return {i for i, g in enumerate(data.groups) if g in groups}
 
 
@@ -184,7 +184,8 @@ def finetuned_holdout(data, taxonomy: Taxonomy, minutes: float, settings) -> tup
 
     splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
     train, test = next(splitter.split(data.texts, data.labels, data.groups))
-    leaf_rows = _leaf_rows(data)
+    leaf_rows = _rows_with_twins(data, set(load_leaf_gold(LEAF_GOLD, data)[0])
+                                 | set(load_leaf_gold(LEAF_DEV, data)[0]))
     tune = [i for i in train if i not in leaf_rows]
     base = locate_encoder(settings.encoder, settings.home)
     out = settings.home / "benchmark" / "finetuned-fold1"

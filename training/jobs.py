@@ -34,6 +34,7 @@ from triage.taxonomy import Taxonomy
 
 PRESETS = ("fast", "accurate")
 GLOSSARY_FILE = "glossary.csv"
+FROM_SETTINGS = "settings"  # train_version(glossary=...): read the one settings.glossary names
 Progress = Callable[[str], None]
 
 
@@ -105,7 +106,7 @@ def train_version(
     progress: Progress = lambda _: None, sources: Sequence[str] = (), dispatcher: Any = None,
     base_data: tuple[list[str], list[str]] | None = None, extra_manifest: dict | None = None,
     settings: Settings | None = None, finetune_minutes: float | None = None,
-    bundled_encoder: Path | None = None, glossary: Glossary | None | str = "settings",
+    bundled_encoder: Path | None = None, glossary: Glossary | None | str = FROM_SETTINGS,
 ) -> LoadedModel:
     """Fit a model, measure it, write it as a new version (into ``output`` or the registry).
 
@@ -122,7 +123,7 @@ def train_version(
                           "--preset accurate")
     taxonomy.resolve_labels(labels)  # fail on bad labels before any long work
     settings = settings or get_settings()
-    if isinstance(glossary, str):
+    if glossary == FROM_SETTINGS:
         glossary = load_glossary(settings)
     metrics: dict[str, Any] = {}
     start = time.perf_counter()
