@@ -108,6 +108,47 @@ def test_an_encoder_int8_cannot_serve_faithfully_is_served_in_fp32(
     assert cosines.min() >= 0.9999
 
 
+@pytest.mark.slow
+def test_when_full_int8_drifts_the_most_disturbed_matmuls_stay_fp32(
+    tiny_encoder: Path, torch_encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    import onnx
+
+    from models import onnx_export
+
+    copy = tmp_path / "enc"
+    shutil.copytree(tiny_encoder, copy, ignore=shutil.ignore_patterns("onnx"))
+    real_check = onnx_export.check_against_torch
+
+    def full_int8_fails(model_dir, onnx_file, model=None):  # as a fine-tuned e5 does (0.9885)
+        cosine = real_check(model_dir, onnx_file, model)
+        return 0.98 if onnx_file.name == "model_int8_per_channel.onnx" else cosine
+
+    rankings = []
+
+    def ranking(fp32, model_dir):
+        rankings.append(real_rank(fp32, model_dir))
+        return rankings[-1]
+
+    real_rank = onnx_export.sensitive_matmuls
+    monkeypatch.setattr(onnx_export, "check_against_torch", full_int8_fails)
+    monkeypatch.setattr(onnx_export, "sensitive_matmuls", ranking)
+    served = Encoder(copy, threads=1)
+    tried = json.loads((copy / ONNX_FILE).with_suffix(".json").read_text())["tried"]
+    assert [t["quantisation"] for t in tried] == ["int8_per_channel", "int8_mixed_33pct_fp32"]
+    kept = set(tried[-1]["fp32_matmuls"])
+    scores = [score for _, score in rankings[0]]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 12  # 6 a layer, 2 layers
+    assert kept == {name for name, _ in rankings[0][:4]}  # the third most disturbed stay fp32
+    graph = onnx.load(str(copy / ONNX_FILE)).graph
+    assert {n.name for n in graph.node if n.op_type == "MatMul"} >= kept
+    assert any(n.op_type == "MatMulInteger" for n in graph.node)  # the rest is int8
+    cosines = (served.encode(APPEALS) * torch_encoder.encode(APPEALS)).sum(axis=1)
+    assert cosines.min() >= 0.99
+
+
 # -- the vocabulary cut to Chinese appeals (models.encoder_vocab) ---------------------------------
 MIXED = [
     *APPEALS,
