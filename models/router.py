@@ -1,9 +1,9 @@
 """Learned router: the unit that should handle an appeal, learnt from past tickets and their units.
 
 History is past appeals with the unit that handled each (a department column, or the unit read
-from the government's reply by ``triage.units.handling_unit``) and, from replies, the kind of unit
-the reply names first (``triage.units.reply_kind``: the official reading routing is measured by).
-Two linear models over the appeal's TF-IDF features learn:
+from the government's reply by ``triage.reply_units.handling_unit``) and, from replies, the kind
+of unit the reply names first (``triage.unit_kinds.reply_kind``: the official reading routing is
+measured by). Two linear models over the appeal's TF-IDF features learn:
 
 - the unit: every unit with at least ``min_count`` past tickets by its own name (``A7县教育局``),
   every rarer unit by its place-free body (``教育局``, ``街道办事处``: the back-off), placed by the
@@ -16,8 +16,8 @@ Two linear models over the appeal's TF-IDF features learn:
 
 Besides the TF-IDF features, both models see the kinds of unit the appeal itself names (某某派出所,
 某某社区: ``mention_weight``) and the kinds whose duties it speaks of (宅基地, 低保: ``topic_weight``,
-``triage.units.KIND_TOPICS``); the kind's margins also get a vote of the ``k_vote`` most similar
-past tickets (``vote_weight``).
+``triage.unit_kinds.KIND_TOPICS``); the kind's margins also get a vote of the ``k_vote`` most
+similar past tickets (``vote_weight``).
 
 Measured on the shared replies (``training/routing_benchmark.py``: 1,942 appeals, 1,016 of them
 with a reply that names a typed unit; 5 folds grouped by identical text; gold = the shared
@@ -52,18 +52,9 @@ from sklearn.svm import LinearSVC
 from models.features import TextFeaturizer
 from triage.errors import LabelError, ModelNotReadyError
 from triage.text import clean
-from triage.units import (
-    KIND_BODY,
-    KINDS,
-    find_units,
-    keep_kind,
-    kind_unit,
-    local_body,
-    place_unit,
-    relocate,
-    topic_kinds,
-    unit_category,
-)
+from triage.unit_kinds import KIND_BODY, KINDS, topic_kinds, unit_category
+from triage.unit_mentions import find_units
+from triage.units import keep_kind, kind_unit, local_body, place_unit, relocate
 
 _CHUNK = 256  # tickets a block when comparing with the history (bounded memory for big batches)
 
@@ -124,8 +115,8 @@ class HistoryRouter:
         """Learn from past appeals (title + detail) and the standard name of their handling unit.
 
         ``kinds``, when given, is the kind of unit each ticket's reply names first
-        (``triage.units.reply_kind``; ``""`` or None where it names none): the kind model learns
-        from it instead of the unit's name. A ticket with a kind may have no unit (None).
+        (``triage.unit_kinds.reply_kind``; ``""`` or None where it names none): the kind model
+        learns from it instead of the unit's name. A ticket with a kind may have no unit (None).
         """
         self._check_lengths(texts, units, kinds)
         self.featurizer_ = TextFeaturizer(min_df=self.min_df)

@@ -11,7 +11,7 @@ import pytest
 from models.features import TextFeaturizer
 from models.router import HistoryRouter, RoutePrediction
 from triage.errors import LabelError, ModelNotReadyError
-from triage.units import reply_kind, unit_category
+from triage.unit_kinds import reply_kind, unit_category
 
 # Past tickets and the unit that handled each. 住建 units are all rare (one ticket each), so with
 # min_count=2 they are learnt only as the body 住建局 and placed by the appeal's address.
@@ -216,7 +216,7 @@ def test_the_reply_kind_decides_the_kind_over_the_units_name() -> None:
 
 def test_the_duties_of_a_kind_carry_it_to_appeals_in_other_words() -> None:
     # one past 民政 ticket about 低保; an appeal about 五保 shares no word with it but is a duty
-    # of the same kind of unit (triage.units.KIND_TOPICS)
+    # of the same kind of unit (triage.unit_kinds.KIND_TOPICS)
     texts = [*TEXTS, "申请低保被拒绝"]
     units = [*UNITS, "市民政局"]
     text = "五保户的补助今年一直没发"

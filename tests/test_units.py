@@ -1,26 +1,16 @@
-"""Reading the handling unit from a government reply, and standard unit names (triage.units)."""
+"""Reading the handling unit from a government reply (triage.reply_units), the units a text names
+(triage.unit_mentions), kinds of unit (triage.unit_kinds) and standard unit names (triage.units)."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import SHARED, needs_shared
 
+from triage.reply_units import handling_unit
 from triage.tables import read_table
-from triage.units import (
-    KIND_BODY,
-    KINDS,
-    find_units,
-    handling_unit,
-    keep_kind,
-    kind_unit,
-    local_body,
-    place_unit,
-    relocate,
-    reply_kind,
-    standard_unit,
-    topic_kinds,
-    unit_category,
-)
+from triage.unit_kinds import KIND_BODY, KINDS, reply_kind, topic_kinds, unit_category
+from triage.unit_mentions import find_units
+from triage.units import keep_kind, kind_unit, local_body, place_unit, relocate, standard_unit
 
 # Hand-written reply snippets in the style of the shared replies, with the unit a dispatcher
 # would have routed each appeal to.

@@ -18,10 +18,12 @@ from typing import NamedTuple
 from triage.address import Gazetteer
 from triage.dispatch import Dispatcher
 from triage.errors import InputFileError
+from triage.reply_units import handling_unit
 from triage.routing import ResponsibilityList
 from triage.tables import read_table
 from triage.taxonomy import Taxonomy
-from triage.units import handling_unit, reply_kind, standard_unit
+from triage.unit_kinds import reply_kind
+from triage.units import standard_unit
 
 Progress = Callable[[str], None]
 

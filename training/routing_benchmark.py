@@ -48,9 +48,10 @@ from sklearn.svm import LinearSVC
 from models.features import TextFeaturizer
 from models.router import HistoryRouter
 from training.teddy import teddy_dir
+from triage.reply_units import handling_unit
 from triage.settings import PROJECT_ROOT, get_settings
 from triage.tables import read_table
-from triage.units import handling_unit, reply_kind
+from triage.unit_kinds import reply_kind
 
 ALWAYS = "街道乡镇"
 
