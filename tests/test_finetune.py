@@ -12,7 +12,9 @@ from conftest import DATASETS
 
 from models.encoder import Encoder, fingerprint
 from training import finetune
-from training.finetune import CHECKPOINT_FILE, finetune_encoder, load_head
+from training.finetune import finetune_encoder, load_head
+from training.finetune_checkpoint import CHECKPOINT_FILE
+from training.finetune_schedule import Plan
 from triage.errors import ArtifactError, LabelError
 from triage.tables import read_table
 
@@ -200,7 +202,7 @@ def test_an_output_directory_holding_other_files_is_left_alone(tiny_encoder: Pat
 
 
 def test_a_budget_too_short_for_every_step_still_decays_the_learning_rate() -> None:
-    plan = finetune._Plan(100)  # 10 warm-up steps, then down to zero at step 100
+    plan = Plan(100)  # 10 warm-up steps, then down to zero at step 100
     assert plan(4) == pytest.approx(0.5) and plan(55) == pytest.approx(0.5)
     plan.replan(step=20, seconds_per_step=10.0, seconds_left=100.0)  # 10 more steps fit
     assert plan.end == 30

@@ -8,21 +8,23 @@ W.T + b)`` with ``load_head``'s ``W`` (already multiplied by the scale) is the h
 
 The embedding layer is frozen by default: in multilingual-e5 it holds 96M of the 118M parameters
 (the XLM-R vocabulary, most of it never seen in appeals), so leaving it out makes steps cheaper,
-checkpoints three times smaller and keeps the rare tokens' vectors as pretrained. Checkpoints hold only what trains, plus the optimiser, the schedule, the
-position in the (seeded, length-bucketed) batch stream and a hash of the data and settings, so an
-interrupted or budget-stopped job continues where it stopped. The output is a new encoder
-directory that ``Encoder`` loads (torch, or ONNX exported on first load), with the head beside it.
+checkpoints three times smaller and keeps the rare tokens' vectors as pretrained. The output is a
+new encoder directory that ``Encoder`` loads (torch, or ONNX exported on first load), with the
+head beside it.
+
+This module checks the data, builds the model, runs the training loop under the time budget and
+writes the output; the batch stream and learning-rate plan are ``training.finetune_schedule``'s,
+saving and resuming checkpoints ``training.finetune_checkpoint``'s, the state they share
+``training.finetune_run``'s.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,47 +35,15 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from models.artifacts import data_hash
 from models.e5_rebuild import STAMP, tensor_digest, write_sentence_transformers_config
 from models.encoder import fingerprint, head_tail, query_prefix
+from training.finetune_checkpoint import resume, save_checkpoint
+from training.finetune_run import Job, Progress, Run
+from training.finetune_schedule import Plan, micro_batches, tensors
 from triage.errors import ArtifactError, LabelError
 
 SCALE = 20.0
 HEAD_FILE = "classifier_head.pt"
-CHECKPOINT_FILE = "finetune-checkpoint.pt"
-WARMUP_FRACTION = 0.1
-BUCKET_BATCHES = 50  # batches sorted by length together: little padding, order still random
-Progress = Callable[[str, float], None]
+REPLAN_AFTER, REPLAN_EVERY = 5, 5  # under a budget: re-plan the decay every 5 steps of a call
 _now = time.monotonic  # the budget's clock (tests replace it)
-
-
-@dataclass
-class _Run:
-    """What a job carries between its steps (and what a checkpoint restores)."""
-
-    settings: dict[str, Any]
-    labels: list[str]
-    per_epoch: int  # micro-batches per epoch
-    total_micro: int
-    total_steps: int
-    step: int = 0
-    micro: int = 0  # micro-batches consumed, always at an optimiser-step boundary
-    seconds_before: float = 0.0  # training time of earlier (resumed) calls
-    resumed_from: int = 0
-    stopped: bool = False  # by the time budget
-    seconds: float = 0.0  # training time so far, earlier calls included
-    losses: list[float] = field(default_factory=list)  # per optimiser step, this call only
-
-
-@dataclass
-class _Job:
-    """The objects one training call works with."""
-
-    model: Any
-    optimizer: Any
-    scheduler: Any
-    run: _Run
-    started: float
-    checkpoint_dir: Path | None
-    say: Progress
-    saved_step: int = -1
 
 
 def finetune_encoder(
@@ -232,96 +202,31 @@ def _embedding_module(encoder: Any) -> Any:
     return module if module is not None else encoder.get_input_embeddings()
 
 
-def _new_run(settings: dict[str, Any], classes: list[str], n: int) -> _Run:
+def _new_run(settings: dict[str, Any], classes: list[str], n: int) -> Run:
     epochs, batch_size, grad_accum = settings["epochs"], settings["batch_size"], settings["grad_accum"]
     if not epochs > 0 or batch_size < 1 or grad_accum < 1:
         raise ValueError(f"epochs must be > 0, batch_size and grad_accum ≥ 1 (got {epochs}, "
                          f"{batch_size}, {grad_accum})")
     per_epoch = math.ceil(n / batch_size)
     total_micro = max(1, round(epochs * per_epoch))
-    return _Run(settings=settings, labels=classes, per_epoch=per_epoch, total_micro=total_micro,
-                total_steps=math.ceil(total_micro / grad_accum))
+    return Run(settings=settings, labels=classes, per_epoch=per_epoch, total_micro=total_micro,
+               total_steps=math.ceil(total_micro / grad_accum))
 
 
-REPLAN_AFTER, REPLAN_EVERY = 5, 5
-
-
-def _epochs_done(run: _Run) -> float:
+def _epochs_done(run: Run) -> float:
     return round(run.micro / run.per_epoch, 4)
 
 
-class _Plan:
-    """Linear warm-up then linear decay to zero at ``end``, which a time budget may pull in.
-
-    Under a budget that cannot cover every step, the decay is planned to finish when the budget
-    runs out (re-estimated from the measured time per step), so a cut-short run still ends at a
-    low learning rate instead of stopping at its peak.
-    """
-
-    def __init__(self, total_steps: int) -> None:
-        self.total = total_steps
-        self.end = total_steps
-        self.warmup = max(1, int(WARMUP_FRACTION * total_steps))
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        span = max(1, self.end - self.warmup)
-        return max(0.0, (self.end - step) / span)
-
-    def replan(self, step: int, seconds_per_step: float, seconds_left: float) -> None:
-        reachable = step + int(max(0.0, seconds_left) / max(seconds_per_step, 1e-9))
-        self.end = max(self.warmup + 1, min(self.total, reachable))
-
-
-def _optimiser(model: Any, run: _Run, lr: float, head_lr: float) -> tuple[Any, Any]:
+def _optimiser(model: Any, run: Run, lr: float, head_lr: float) -> tuple[Any, Any]:
     body = [p for p in model.encoder.parameters() if p.requires_grad]
     groups = [{"params": body, "lr": lr}, {"params": list(model.head.parameters()), "lr": head_lr}]
     optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _Plan(run.total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Plan(run.total_steps))
     return optimizer, scheduler
 
 
-# -- batches -----------------------------------------------------------------------------------
-def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """One epoch's batches: shuffled, sorted by length within windows, in shuffled order."""
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths))
-    window = batch_size * BUCKET_BATCHES
-    batches: list[list[int]] = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window].tolist(), key=lambda i: lengths[i])
-        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _micro_batches(run: _Run, lengths: Sequence[int]) -> Iterator[tuple[int, list[int]]]:
-    """(micro-batch index, example indices) from ``run.micro`` to the end, across epochs."""
-    micro = run.micro
-    while micro < run.total_micro:
-        epoch, position = divmod(micro, run.per_epoch)
-        batches = _epoch_batches(lengths, run.settings["batch_size"], run.settings["seed"], epoch)
-        for batch in batches[position:]:
-            if micro >= run.total_micro:
-                return
-            yield micro, batch
-            micro += 1
-
-
-def _tensors(batch: list[int], ids: list[list[int]], targets: list[int],
-             pad_id: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded token ids, attention mask and gold label indices of one micro-batch."""
-    width = max(len(ids[i]) for i in batch)
-    padded = torch.full((len(batch), width), pad_id or 0, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, i in enumerate(batch):
-        padded[row, : len(ids[i])] = torch.tensor(ids[i])
-        mask[row, : len(ids[i])] = 1
-    return padded, mask, torch.tensor([targets[i] for i in batch])
-
-
 # -- training ----------------------------------------------------------------------------------
-def _fit(base_dir: Path, texts: list[str], labels: list[str], out_dir: Path, run: _Run, *,
+def _fit(base_dir: Path, texts: list[str], labels: list[str], out_dir: Path, run: Run, *,
          budget: float | None, started: float, checkpoint_dir: Path | None,
          checkpoint_every: int, say: Progress) -> None:
     """Load, resume, train, write ``out_dir``; the outcome is recorded in ``run``."""
@@ -333,8 +238,8 @@ def _fit(base_dir: Path, texts: list[str], labels: list[str], out_dir: Path, run
     targets = [index[label] for label in labels]
     model = _Classifier(encoder, len(run.labels), settings["freeze_embeddings"])
     optimizer, scheduler = _optimiser(model, run, settings["lr"], settings["head_lr"])
-    job = _Job(model, optimizer, scheduler, run, started, checkpoint_dir, say)
-    _resume(job)
+    job = Job(model, optimizer, scheduler, run, started, checkpoint_dir, say)
+    resume(job)
     _train(job, ids, targets, tokenizer.pad_token_id, budget=budget,
            checkpoint_every=checkpoint_every)
     run.seconds = run.seconds_before + (_now() - started)
@@ -342,7 +247,7 @@ def _fit(base_dir: Path, texts: list[str], labels: list[str], out_dir: Path, run
     _write_output(out_dir, model, tokenizer, base_dir, _stamp(run, prefix))
 
 
-def _train(job: _Job, ids: list[list[int]], targets: list[int], pad_id: int | None, *,
+def _train(job: Job, ids: list[list[int]], targets: list[int], pad_id: int | None, *,
            budget: float | None, checkpoint_every: int) -> None:
     """Optimiser steps until the end or the budget (checked before each step)."""
     run = job.run
@@ -350,14 +255,14 @@ def _train(job: _Job, ids: list[list[int]], targets: list[int], pad_id: int | No
     group: list[list[int]] = []
     plan = job.scheduler.lr_lambdas[0]
     first_step, first_time = run.step, _now()
-    for micro, batch in _micro_batches(run, [len(x) for x in ids]):
+    for micro, batch in micro_batches(run, [len(x) for x in ids]):
         if not group and _over_budget(budget, job.started):
             run.stopped = True
             break
         group.append(batch)
         if len(group) < min(run.settings["grad_accum"], run.total_micro - run.micro):
             continue
-        _step(job, [_tensors(b, ids, targets, pad_id) for b in group])
+        _step(job, [tensors(b, ids, targets, pad_id) for b in group])
         run.micro, group = micro + 1, []
         done = run.step - first_step
         if budget is not None and done >= REPLAN_AFTER and done % REPLAN_EVERY == 0:
@@ -366,13 +271,13 @@ def _train(job: _Job, ids: list[list[int]], targets: list[int], pad_id: int | No
         job.say(f"fine-tuning the encoder: step {run.step}/{run.total_steps}, "
                 f"loss {run.losses[-1]:.3f}", run.step / run.total_steps)
         if checkpoint_every > 0 and run.step % checkpoint_every == 0:
-            _save_checkpoint(job)
+            save_checkpoint(job, _seconds(job))
     job.model.eval()
     if run.losses and job.saved_step != run.step:
-        _save_checkpoint(job)  # where the job stopped, so a later call loses nothing
+        save_checkpoint(job, _seconds(job))  # where the job stopped, so a later call loses nothing
 
 
-def _step(job: _Job, group: list[tuple[Any, Any, Any]]) -> None:
+def _step(job: Job, group: list[tuple[Any, Any, Any]]) -> None:
     """One optimiser step over a group of micro-batches (gradient accumulation)."""
     total = 0.0
     for ids, mask, gold in group:
@@ -392,68 +297,13 @@ def _over_budget(budget: float | None, started: float) -> bool:
     return budget is not None and _now() - started >= budget * 60
 
 
-# -- checkpoints -------------------------------------------------------------------------------
-def _save_checkpoint(job: _Job) -> None:
-    """Write what trains and where the job is, atomically (a temporary file, then a rename)."""
-    if job.checkpoint_dir is None:
-        return
-    run, model = job.run, job.model
-    job.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    state = {
-        "trainable": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
-        "optimizer": job.optimizer.state_dict(), "scheduler": job.scheduler.state_dict(),
-        "step": run.step, "micro": run.micro, "epoch": run.micro // run.per_epoch,
-        "batch_in_epoch": run.micro % run.per_epoch, "labels": run.labels,
-        "settings": run.settings, "rng": torch.get_rng_state(),
-        "seconds": run.seconds_before + (_now() - job.started),
-    }
-    tmp = job.checkpoint_dir / (CHECKPOINT_FILE + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, job.checkpoint_dir / CHECKPOINT_FILE)
-    job.saved_step = run.step
-
-
-def _resume(job: _Job) -> None:
-    """Continue from the saved checkpoint when it was made by the same job (data and settings)."""
-    if job.checkpoint_dir is None or not (job.checkpoint_dir / CHECKPOINT_FILE).is_file():
-        return
-    file, run = job.checkpoint_dir / CHECKPOINT_FILE, job.run
-    try:
-        saved = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint only costs the head start
-        job.say(f"the checkpoint {file} cannot be read ({exc}); starting over", 0.0)
-        return
-    differs = _difference(saved.get("settings", {}), run.settings)
-    if differs:
-        job.say(f"the checkpoint {file} was made from {differs}; starting over", 0.0)
-        return
-    missing, unexpected = job.model.load_state_dict(saved["trainable"], strict=False)
-    trainable = {n for n, p in job.model.named_parameters() if p.requires_grad}
-    if unexpected or trainable & set(missing):
-        raise ArtifactError(f"the checkpoint {file} does not fit this model (unexpected "
-                            f"{unexpected[:3]}, missing {sorted(trainable & set(missing))[:3]}); "
-                            f"give another checkpoint_dir")
-    job.optimizer.load_state_dict(saved["optimizer"])
-    job.scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["rng"])
-    run.step = run.resumed_from = job.saved_step = int(saved["step"])
-    run.micro, run.seconds_before = int(saved["micro"]), float(saved["seconds"])
-    job.say(f"resuming from step {run.step}/{run.total_steps} (checkpoint {file})",
-            run.step / run.total_steps)
-
-
-def _difference(saved: dict, current: dict) -> str:
-    """'' when a checkpoint belongs to this job, else what differs, for a person to read."""
-    if saved.get("data_sha256") != current["data_sha256"]:
-        return "other training data (another data hash)"
-    if saved.get("base") != current["base"]:
-        return "another base encoder"
-    changed = [f"{k} {saved.get(k)!r} → {v!r}" for k, v in current.items() if saved.get(k) != v]
-    return f"other settings ({', '.join(changed)})" if changed else ""
+def _seconds(job: Job) -> float:
+    """The job's training time so far, earlier (resumed) calls included."""
+    return job.run.seconds_before + (_now() - job.started)
 
 
 # -- output ------------------------------------------------------------------------------------
-def _stamp(run: _Run, prefix: str) -> dict[str, Any]:
+def _stamp(run: Run, prefix: str) -> dict[str, Any]:
     settings = run.settings
     return {"query_prefix": prefix, "finetuned_from": settings["base"], "labels": run.labels,
             "steps": run.step, "total_steps": run.total_steps, "epochs_done": _epochs_done(run),
