@@ -152,9 +152,15 @@ def train_version(
         metrics["train_seconds"] = round(time.perf_counter() - start, 2)
         if model.fusion_ is not None:
             metrics["fusion"] = {k: round(v, 4) for k, v in asdict(model.fusion_).items()}
-        version_dir = _save(model, texts, labels, preset, sources, metrics, dispatcher, base_data,
-                            extra_manifest, output, registry, encoder, source, bundled, progress)
-    return load_model(version_dir)
+        manifest = _manifest(model, texts, labels, preset=preset, sources=sources,
+                             metrics=metrics, extra=extra_manifest,
+                             encoder=None if encoder is None or source is None
+                             else encoder_manifest(encoder, source))
+        target = Path(output) if output else registry.new_directory(manifest["version"])
+        progress(f"writing version {manifest['version']} to {target}")
+        save_model(model, target, manifest=manifest, dispatcher=dispatcher, encoder_dir=bundled)
+        write_base_data(target, base_data if base_data is not None else (texts, labels))
+    return load_model(target)
 
 
 def load_glossary(settings: Settings) -> Glossary | None:
@@ -212,33 +218,27 @@ def _prepare_encoder(
     return encoder, source, bundled, tuned
 
 
-def _save(
-    model: HierarchicalClassifier, texts: list[str], labels: list[str], preset: str,
-    sources: Sequence[str], metrics: dict[str, Any], dispatcher: Any,
-    base_data: tuple[list[str], list[str]] | None, extra_manifest: dict | None,
-    output: Path | None, registry: Registry, encoder: Any, source: str | None,
-    bundled: Path | None, progress: Progress,
-) -> Path:
+def _manifest(
+    model: HierarchicalClassifier, texts: list[str], labels: list[str], *, preset: str,
+    sources: Sequence[str], metrics: dict[str, Any], extra: dict | None, encoder: dict | None,
+) -> dict[str, Any]:
+    """The manifest of a new version: its id, data, figures, encoder and glossary."""
     training_hash = data_hash(texts, labels)
-    version = new_version_id(training_hash)
     manifest = {
-        "version": version, "preset": preset, "training_data_sha256": training_hash,
+        "version": new_version_id(training_hash), "preset": preset,
+        "training_data_sha256": training_hash,
         "training_sources": [str(s) for s in sources], "n_train": len(texts),
         "label_counts": dict(Counter(model.classes_[i] for i in _level1_index(model, labels))),
         "leaves_with_examples": int((model.leaves_.n_examples_ > 0).sum()),
         "metrics": metrics,
-        **(extra_manifest or {}),
+        **(extra or {}),
     }
-    if encoder is not None and source is not None:
-        manifest["encoder"] = encoder_manifest(encoder, source)
+    if encoder is not None:
+        manifest["encoder"] = encoder
     glossary = getattr(model, "glossary", None)
     manifest["glossary"] = None if glossary is None else {
         "entries": len(glossary), "sha256": glossary.digest}
-    target = Path(output) if output else registry.new_directory(version)
-    progress(f"writing version {version} to {target}")
-    save_model(model, target, manifest=manifest, dispatcher=dispatcher, encoder_dir=bundled)
-    write_base_data(target, base_data if base_data is not None else (texts, labels))
-    return target
+    return manifest
 
 
 def _level1_index(model: HierarchicalClassifier, labels: list[str]) -> list[int]:
