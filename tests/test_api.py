@@ -166,3 +166,10 @@ def test_return_needs_a_unit_and_a_ticket(client: TestClient) -> None:
     ticket = client.post("/v1/tickets", json={"text": STALLS}).json()
     bad = client.post(f"/v1/tickets/{ticket['id']}/return", json={"unit": ""})
     assert bad.status_code == 422 and "unit must not be empty" in bad.json()["detail"]
+
+
+def test_the_service_address_opens_the_review_queue(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "/review"
+    page = client.get("/")
+    assert page.status_code == 200 and "<h1>复核队列</h1>" in page.text

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import ModelDep, SessionDep, SettingsDep
@@ -40,6 +40,12 @@ def _local(value: datetime | None, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> st
 templates.env.filters["local"] = _local
 # The taxonomy is embedded in the ticket page: plain UTF-8 keeps it a third of the escaped size.
 templates.env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    """The service's address opens the staff page (the review queue), not a 404."""
+    return RedirectResponse("/review", status_code=307)
 
 
 @router.get("/review", response_class=HTMLResponse)
