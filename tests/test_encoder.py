@@ -103,13 +103,12 @@ def test_an_encoder_int8_cannot_serve_faithfully_is_served_in_fp32(
 ) -> None:
     from models import onnx_export
 
-    copy = unexported
     monkeypatch.setattr(onnx_export, "MIN_COSINE", 1.01)  # no int8 variant can pass
-    served = Encoder(copy, threads=1)
-    report = json.loads((copy / ONNX_FILE).with_suffix(".json").read_text())
+    served = Encoder(unexported, threads=1)
+    report = json.loads((unexported / ONNX_FILE).with_suffix(".json").read_text())
     assert [t["quantisation"] for t in report["tried"]][-1] == "none (fp32)"
-    assert sorted(p.name for p in (copy / "onnx").iterdir()) == ["model_int8.json",
-                                                                 "model_int8.onnx"]
+    assert sorted(p.name for p in (unexported / "onnx").iterdir()) == [
+        "model_int8.json", "model_int8.onnx"]
     cosines = (served.encode(APPEALS) * torch_encoder.encode(APPEALS)).sum(axis=1)
     assert cosines.min() >= 0.9999
 
@@ -122,7 +121,6 @@ def test_when_full_int8_drifts_the_most_disturbed_matmuls_stay_fp32(
 
     from models import onnx_export
 
-    copy = unexported
     real_check = onnx_export.check_against_torch
 
     def full_int8_fails(model_dir, onnx_file, model=None):  # as a fine-tuned e5 does (0.986)
@@ -138,14 +136,14 @@ def test_when_full_int8_drifts_the_most_disturbed_matmuls_stay_fp32(
     real_rank = onnx_export.sensitive_matmuls
     monkeypatch.setattr(onnx_export, "check_against_torch", full_int8_fails)
     monkeypatch.setattr(onnx_export, "sensitive_matmuls", ranking)
-    served = Encoder(copy, threads=1)
-    tried = json.loads((copy / ONNX_FILE).with_suffix(".json").read_text())["tried"]
+    served = Encoder(unexported, threads=1)
+    tried = json.loads((unexported / ONNX_FILE).with_suffix(".json").read_text())["tried"]
     assert [t["quantisation"] for t in tried] == ["int8_per_channel", "int8_mixed_33pct_fp32"]
     kept = set(tried[-1]["fp32_matmuls"])
     scores = [score for _, score in rankings[0]]
     assert scores == sorted(scores, reverse=True) and len(scores) == 12  # 6 a layer, 2 layers
     assert kept == {name for name, _ in rankings[0][:4]}  # the third most disturbed stay fp32
-    graph = onnx.load(str(copy / ONNX_FILE)).graph
+    graph = onnx.load(str(unexported / ONNX_FILE)).graph
     assert {n.name for n in graph.node if n.op_type == "MatMul"} >= kept
     assert any(n.op_type == "MatMulInteger" for n in graph.node)  # the rest is int8
     cosines = (served.encode(APPEALS) * torch_encoder.encode(APPEALS)).sum(axis=1)
