@@ -69,6 +69,17 @@ class RoutePrediction:
     explanation: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class RankedUnits:
+    """The likeliest units of one appeal, lead first, and how sure the router is of the lead's
+    kind of unit (the pooled probability of every unit of that kind: a far better guide to
+    whether the lead is right than the lead's own share, see ``training/routing_benchmark.py``)."""
+
+    units: list[tuple[str, float]]
+    kind: str
+    kind_confidence: float
+
+
 class HistoryRouter:
     """Handling unit from appeal text: a linear model over past units, pooled by kinds of unit.
 
@@ -339,19 +350,25 @@ class HistoryRouter:
 
     def predict_top(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """The ``k`` likeliest units of each appeal, lead first, with their probabilities."""
+        return [ranked.units for ranked in self.rank(texts, k)]
+
+    def rank(self, texts: Sequence[str], k: int = 3) -> list[RankedUnits]:
+        """``predict_top`` with the lead's kind of unit and the router's confidence in it."""
         texts = list(texts)
         return self._top(self.predict_proba(texts), texts, k)
 
-    def _top(self, P: np.ndarray, texts: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+    def _top(self, P: np.ndarray, texts: Sequence[str], k: int) -> list[RankedUnits]:
         out = []
         for p, text in zip(P, texts, strict=True):
+            order, kind, mass = self._order(p)
             named: dict[str, float] = {}
-            for j in self._order(p)[0]:
+            for j in order:
                 name = self._name(j, text)
                 named[name] = named.get(name, 0.0) + float(p[j])
                 if len(named) > k:
                     break
-            out.append([(u, round(q, 4)) for u, q in list(named.items())[:k]])
+            out.append(RankedUnits([(u, round(q, 4)) for u, q in list(named.items())[:k]], kind,
+                                   round(mass, 4)))
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:
@@ -360,7 +377,12 @@ class HistoryRouter:
 
     def predict_features(self, X: Any, texts: Sequence[str]) -> list[str]:
         """``predict`` on precomputed features; ``texts`` give the place of back-off answers."""
-        return [t[0][0] for t in self._top(self.predict_proba_features(X, texts=texts), texts, 1)]
+        return [ranked.units[0][0] for ranked in self.rank_features(X, texts, k=1)]
+
+    def rank_features(self, X: Any, texts: Sequence[str], k: int = 3) -> list[RankedUnits]:
+        """``rank`` on precomputed features."""
+        texts = list(texts)
+        return self._top(self.predict_proba_features(X, texts=texts), texts, k)
 
     def route(self, texts: Sequence[str], *, k_similar: int = 3) -> list[RoutePrediction]:
         """Lead unit, co-handlers, confidence and an explanation (kind, similar past tickets)."""
@@ -422,4 +444,4 @@ class HistoryRouter:
                 for row_i, row_s in zip(index, similarity, strict=True)]
 
 
-__all__ = ["HistoryRouter", "RoutePrediction"]
+__all__ = ["HistoryRouter", "RankedUnits", "RoutePrediction"]

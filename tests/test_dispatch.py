@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import DATASETS
 
+from models.router import RankedUnits
 from training.routing import History, build_dispatcher, read_history
 from triage.address import Gazetteer
 from triage.dispatch import Dispatcher, unit_district_of
@@ -21,13 +22,15 @@ DEFAULT = "市12345热线办公室"
 
 
 class FakeRouter:
-    """A router that always remembers the same past dispatches."""
+    """A router that always remembers the same past dispatches (the lead's kind as sure as
+    ``kind_confidence``)."""
 
-    def __init__(self, answer: list[tuple[str, float]]) -> None:
+    def __init__(self, answer: list[tuple[str, float]], kind_confidence: float = 0.95) -> None:
         self.answer = answer
+        self.kind_confidence = kind_confidence
 
-    def predict_top(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
-        return [self.answer[:k] for _ in texts]
+    def rank(self, texts: Sequence[str], k: int = 3) -> list[RankedUnits]:
+        return [RankedUnits(self.answer[:k], "城管", self.kind_confidence) for _ in texts]
 
     def nearest(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[int, float]]]:
         return [[(0, 0.9)] for _ in texts]
@@ -58,6 +61,37 @@ def test_history_decides_where_there_is_no_list(demo) -> None:
                                                           default_unit=DEFAULT)
     assert route.lead == "东城区城市管理和综合执法局" and route.source == "history"
     assert route.explanation["history"][0]["unit"] == route.lead
+    assert route.explanation["unit_kind"] == "城管" and not route.needs_review
+
+
+def test_history_unsure_of_the_kind_of_unit_asks_a_person(demo) -> None:
+    tax, places, _ = demo
+    # the lead unit is likely enough by itself, but its kind of unit is not sure enough
+    router = FakeRouter([("东城区城市管理和综合执法局", 0.7)], kind_confidence=0.72)
+    [route] = Dispatcher(tax, places, None, router).route([STALL_TEXT], [STALLS],
+                                                          default_unit=DEFAULT)
+    assert route.lead == "东城区城市管理和综合执法局" and route.needs_review
+    assert "派单把握不足" in route.review_reason and "0.72" in route.review_reason
+
+
+def test_history_sure_of_the_kind_dispatches_a_unit_of_modest_share(demo) -> None:
+    tax, places, _ = demo
+    # several units of one kind share the mass: the kind is sure though the lead holds 0.3
+    router = FakeRouter([("东城区城市管理和综合执法局", 0.3), ("市城市管理局", 0.3)],
+                        kind_confidence=0.93)
+    [route] = Dispatcher(tax, places, None, router).route([STALL_TEXT], [STALLS],
+                                                          default_unit=DEFAULT)
+    assert route.source == "history" and not route.needs_review
+    assert route.explanation["unit_kind_confidence"] == 0.93
+
+
+def test_after_a_return_the_next_history_unit_is_judged_by_its_own_share(demo) -> None:
+    tax, places, _ = demo
+    router = FakeRouter([("东城区城市管理和综合执法局", 0.6), ("东城区和平街道办事处", 0.2)])
+    [route] = Dispatcher(tax, places, None, router).route(
+        [STALL_TEXT], [STALLS], default_unit=DEFAULT, exclude=[["东城区城市管理和综合执法局"]])
+    assert route.lead == "东城区和平街道办事处" and route.needs_review
+    assert "派单把握不足（0.20）" in route.review_reason
 
 
 def test_history_that_the_list_does_not_allow_is_flagged(demo) -> None:

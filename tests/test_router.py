@@ -128,6 +128,16 @@ def test_new_appeals_go_to_the_unit_that_handled_their_like(
     assert len({u for u, _ in top}) == 3
 
 
+def test_rank_gives_the_lead_with_the_confidence_in_its_kind(router: HistoryRouter) -> None:
+    texts = [t for t, _ in NEW]
+    for ranked, top, route in zip(router.rank(texts, k=3), router.predict_top(texts, k=3),
+                                  router.route(texts), strict=True):
+        assert ranked.units == top
+        assert ranked.kind == unit_category(top[0][0]) == route.explanation["unit_kind"]
+        # the kind pools every unit of that kind: never less sure than the lead alone
+        assert top[0][1] <= ranked.kind_confidence <= 1.0
+
+
 def test_a_rare_unit_backs_off_to_its_kind_placed_by_the_appeal(router: HistoryRouter) -> None:
     assert router.predict(["K11县某小区商品房漏水，开发商拒不维修"]) == ["K11县住建局"]
     assert router.predict(["A3区新房墙体开裂，开发商不管"]) == ["A3区住建局"]

@@ -52,6 +52,7 @@ from sklearn.svm import LinearSVC
 from models.features import TextFeaturizer
 from models.router import HistoryRouter
 from training.teddy import teddy_dir
+from triage.dispatch import HISTORY_CONFIDENT, KIND_CONFIDENT
 from triage.reply_units import handling_unit
 from triage.settings import PROJECT_ROOT, get_settings
 from triage.tables import read_table
@@ -112,6 +113,7 @@ def cross_validate(data: Replies, unit_type: Callable[[str], str | None], folds:
     """Held-out predicted types (router and baseline), fit times and routing time per ticket."""
     n = len(data.texts)
     routed: list[str | None] = [None] * n
+    lead_p, kind_p = np.zeros(n), np.zeros(n)
     baseline: list[str | None] = [None] * n
     fit_s, route_ms, features_ms = [], [], []
     for train, test in GroupKFold(n_splits=folds).split(np.zeros(n), groups=data.groups):
@@ -123,13 +125,14 @@ def cross_validate(data: Replies, unit_type: Callable[[str], str | None], folds:
         X = router.featurizer_.transform(held)
         features_ms.append((time.perf_counter() - start) * 1000 / len(test))
         start = time.perf_counter()
-        lead = router.predict_features(X, held)
+        ranked = router.rank_features(X, held, k=1)
         route_ms.append((time.perf_counter() - start) * 1000 / len(test))
-        for i, name in zip(test, lead, strict=True):
-            routed[i] = unit_type(name)
+        for i, answer in zip(test, ranked, strict=True):
+            routed[i] = unit_type(answer.units[0][0])
+            lead_p[i], kind_p[i] = answer.units[0][1], answer.kind_confidence
         for i, kind in zip(test, _baseline(data, train, test), strict=True):
             baseline[i] = kind
-    return {"routed": routed, "baseline": baseline, "fit_s": float(np.mean(fit_s)),
+    return {"routed": routed, "lead_p": lead_p, "kind_p": kind_p, "baseline": baseline, "fit_s": float(np.mean(fit_s)),
             "route_ms": float(np.mean(route_ms)), "features_ms": float(np.mean(features_ms))}
 
 
@@ -186,6 +189,25 @@ def report(data: Replies, unit_type: Callable[[str], str | None], result: dict) 
           f"another kind: {to_local}; commonest (gold -> routed): "
           + ", ".join(f"{g}->{r} {n}" for (g, r), n in errors.most_common(4)))
     _per_type(gold, routed)
+    _without_review(data, result)
+
+
+def _without_review(data: Replies, result: dict) -> None:
+    """Which tickets the dispatcher sends without review, and how often their kind is right: by
+    the router's confidence in the lead's kind (the rule, ``triage.dispatch.KIND_CONFIDENT``) and
+    by the lead's own probability (``HISTORY_CONFIDENT``, the rule before)."""
+    typed = np.array([bool(g) for g in data.gold])
+    right = np.array([bool(g) and r == g for g, r in zip(data.gold, result["routed"], strict=True)])
+    print("dispatched without review (share of all held-out tickets; type accuracy of those "
+          "naming a typed unit):")
+    rules = [("kind", KIND_CONFIDENT, result["kind_p"]), ("lead", HISTORY_CONFIDENT, result["lead_p"])]
+    for name, rule, p in rules:
+        for threshold in sorted({0.5, 0.7, 0.8, rule}):
+            sent = p >= threshold
+            accuracy = right[sent & typed].mean() if (sent & typed).any() else float("nan")
+            mark = "  <- the dispatcher's rule" if name == "kind" and threshold == rule else ""
+            print(f"  {name} confidence >= {threshold:.2f}: {sent.mean():.3f} of tickets, "
+                  f"type accuracy {accuracy:.3f}{mark}")
 
 
 def _per_type(gold: list, predicted: list) -> None:
