@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, ParamSpec
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,7 @@ from training.routing import build_dispatcher, read_history
 from training.sentiment import train_sentiment_version
 from triage.errors import TriageError
 from triage.intake import predict_records
+from triage.outputs import check_output_dir, check_output_file, writing
 from triage.settings import Settings, get_settings
 from triage.tables import read_table, write_csv
 from triage.taxonomy import Taxonomy
@@ -35,6 +38,9 @@ PREDICT_COLUMNS = ["level1", "subitem", "subitem_alternatives", "confidence", "c
                    "department", "co_departments", "district", "street", "needs_review",
                    "review_reason", "model_version"]
 CHUNK = 20_000  # rows per progress step; each step shares one worker pool
+EMPTY_TEXT = "诉求内容为空"  # the review reason of a row whose text cell is empty
+LISTED = 5  # problems an error message lists before "… and N more"
+P = ParamSpec("P")
 
 
 @contextmanager
@@ -51,12 +57,40 @@ def _database(settings: Settings) -> Iterator[Session]:
         engine.dispose()
 
 
-def _fail(exc: TriageError) -> None:
-    console.print(f"[red]error:[/red] {exc.message}")
+def _fail(exc: TriageError) -> NoReturn:
+    console.print("[red]error:[/red]", escape(_capped(exc.message)))
     raise typer.Exit(code=2)
 
 
+def _capped(message: str) -> str:
+    """A message listing many problems ("a; b; c; ...", e.g. every label of a training file that a
+    mismatched taxonomy does not know) shows the first few and how many more."""
+    parts = message.split("; ")
+    if len(parts) <= LISTED + 1:
+        return message
+    return "; ".join(parts[:LISTED]) + f"; … and {len(parts) - LISTED} more"
+
+
+def _clean_errors(command: Callable[P, None]) -> Callable[P, None]:
+    """A domain error, or a file the system refuses, ends any command with one ``error:`` line
+    and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except TriageError as exc:
+            _fail(exc)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).rstrip(".")
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(TriageError(f"{where}{reason[:1].lower()}{reason[1:]}"))
+
+    return run
+
+
 @app.command()
+@_clean_errors
 def train(
     data: Annotated[list[Path], typer.Option("--data", help="labelled CSV/XLSX/JSONL; repeatable")],
     text_column: Annotated[str, typer.Option(help="column with the appeal text")],
@@ -85,6 +119,8 @@ def train(
     """Train one model version into DIR (or into the registry); prints its metrics."""
     settings = get_settings()
     try:
+        if output is not None:
+            check_output_dir(output)
         tax = Taxonomy.from_file(taxonomy)
         texts, labels = read_labelled(data, text_column=text_column, label_column=label_column,
                                       taxonomy=tax)
@@ -113,6 +149,7 @@ def train(
 
 
 @app.command()
+@_clean_errors
 def predict(
     model: Annotated[Path, typer.Option(help="a model version directory")],
     input: Annotated[Path, typer.Option("--input", help="CSV/XLSX/JSONL of appeals")],
@@ -122,8 +159,9 @@ def predict(
     """Classify every row of INPUT; writes the input columns plus the contract's columns."""
     settings = get_settings()
     try:
+        check_output_file(output)
         loaded = load_model(model)
-        table = read_table(input)
+        table = read_table(input, keep_empty_rows=True)
         texts = table.column(text_column)
     except TriageError as exc:
         _fail(exc)
@@ -134,17 +172,23 @@ def predict(
         for start in range(0, len(texts), CHUNK):
             chunk = texts[start : start + CHUNK]
             records = predict_records(loaded=loaded, settings=settings, texts=chunk, explain=False)
-            for row, record in zip(table.rows[start : start + CHUNK], records, strict=True):
-                rows.append({**row, **_output_cells(record)})
+            for row, text, record in zip(table.rows[start : start + CHUNK], chunk, records,
+                                         strict=True):
+                rows.append({**row, **_output_cells(record, empty=not text.strip())})
             bar.advance(task, len(chunk))
     columns = table.columns + [c for c in PREDICT_COLUMNS if c not in table.columns]
-    write_csv(output, columns, rows)
+    try:
+        write_csv(output, columns, rows)
+    except TriageError as exc:
+        _fail(exc)
     review = sum(r["needs_review"] == "true" for r in rows)
     console.print(f"wrote {len(rows)} rows to {output} ({review} need review)")
 
 
-def _output_cells(record: dict) -> dict[str, str]:
-    return {
+def _output_cells(record: dict, *, empty: bool = False) -> dict[str, str]:
+    """The contract's columns of one prediction. An empty text still gets every cell filled (the
+    model's guess), but is sent to review as empty rather than as an unsure guess."""
+    cells = {
         "level1": record["level1"],
         "subitem": record["subitem"],
         "subitem_alternatives": "|".join(t["subitem"] for t in record["top"][1:]),
@@ -158,6 +202,9 @@ def _output_cells(record: dict) -> dict[str, str]:
         "review_reason": record["review_reason"] or "",
         "model_version": record["model_version"],
     }
+    if empty:
+        cells.update(needs_review="true", review_reason=EMPTY_TEXT)
+    return cells
 
 
 @contextmanager
@@ -185,6 +232,7 @@ def _bar() -> Progress:
 
 
 @models_app.command("list")
+@_clean_errors
 def models_list() -> None:
     """Versions in the registry; the active one is marked."""
     registry = Registry(get_settings().models_dir)
@@ -198,6 +246,7 @@ def models_list() -> None:
 
 
 @models_app.command("add")
+@_clean_errors
 def models_add(directory: Annotated[Path, typer.Argument(help="a trained version directory")]) -> None:
     """Register a trained directory as a new version (it is copied, never moved)."""
     try:
@@ -208,6 +257,7 @@ def models_add(directory: Annotated[Path, typer.Argument(help="a trained version
 
 
 @models_app.command("activate")
+@_clean_errors
 def models_activate(version: Annotated[str, typer.Argument(help="a registered version")]) -> None:
     """Move the active pointer; a running service switches without a restart."""
     try:
@@ -218,6 +268,7 @@ def models_activate(version: Annotated[str, typer.Argument(help="a registered ve
 
 
 @app.command("train-sentiment")
+@_clean_errors
 def train_sentiment(
     data: Annotated[Path, typer.Option("--data", help="labelled feedback CSV/XLSX/JSONL")],
     text_column: Annotated[str, typer.Option(help="column with the feedback text")],
@@ -229,6 +280,7 @@ def train_sentiment(
 ) -> None:
     """Train a feedback sentiment model into DIR; prints its metrics."""
     try:
+        check_output_dir(output)
         with console.status("training the sentiment model"):
             loaded = train_sentiment_version(data=data, text_column=text_column,
                                              label_column=label_column, output=output,
@@ -241,6 +293,7 @@ def train_sentiment(
 
 
 @app.command()
+@_clean_errors
 def sentiment(
     model: Annotated[Path, typer.Option(help="a sentiment version directory")],
     input: Annotated[Path, typer.Option("--input", help="CSV/XLSX/JSONL of feedback")],
@@ -249,8 +302,9 @@ def sentiment(
 ) -> None:
     """Score feedback: adds sentiment_label, sentiment_score (−1..1) and reasons to every row."""
     try:
+        check_output_file(output)
         loaded = load_sentiment(model)
-        table = read_table(input)
+        table = read_table(input, keep_empty_rows=True)
         texts = table.column(text_column)
     except TriageError as exc:
         _fail(exc)
@@ -258,12 +312,16 @@ def sentiment(
     rows = [{**row, "sentiment_label": r.label, "sentiment_score": f"{r.score:.4f}",
              "reasons": "|".join(r.reasons)} for row, r in zip(table.rows, results, strict=True)]
     extra = ["sentiment_label", "sentiment_score", "reasons"]
-    write_csv(output, table.columns + [c for c in extra if c not in table.columns], rows)
+    try:
+        write_csv(output, table.columns + [c for c in extra if c not in table.columns], rows)
+    except TriageError as exc:
+        _fail(exc)
     negative = sum(r.label == "negative" for r in results)
     console.print(f"wrote {len(rows)} rows to {output} ({negative} negative)")
 
 
 @app.command()
+@_clean_errors
 def retrain(
     tolerance: Annotated[float | None, typer.Option(
         help="promote unless worse than the active model by more than this")] = None,
@@ -283,6 +341,7 @@ def retrain(
 
 
 @app.command()
+@_clean_errors
 def worker(
     concurrency: Annotated[int, typer.Option(help="jobs at once")] = 1,
 ) -> None:
@@ -298,6 +357,7 @@ def worker(
 
 
 @app.command("import")
+@_clean_errors
 def import_file(
     kind: Annotated[str, typer.Argument(help="feedback | events")],
     file: Annotated[Path, typer.Argument(help="CSV/XLSX/JSONL: feedback has ticket_id, rating, "
@@ -324,6 +384,7 @@ def import_file(
 
 
 @app.command()
+@_clean_errors
 def report(
     start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD")],
     end: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD")],
@@ -342,15 +403,17 @@ def report(
         _fail(TriageError(f"{output}: write .csv, .xlsx, .json or .html"))
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         _fail(TriageError(f"dates are YYYY-MM-DD ({exc})"))
     try:
+        check_output_file(output)
         with _database(settings) as session:
             data = reports.satisfaction_report(session=session, settings=settings, start=first,
                                                end=last, unit=unit, subitem=subitem)
+        with writing(output):
+            _write_report(data, output, settings)
     except TriageError as exc:
         _fail(exc)
-    _write_report(data, output, settings)
     console.print(f"wrote the report of {data['tickets']} tickets to {output}")
 
 
@@ -375,6 +438,7 @@ def _write_report(data: dict, output: Path, settings) -> None:
 
 
 @app.command()
+@_clean_errors
 def serve(
     host: Annotated[str | None, typer.Option(help="address to bind")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,

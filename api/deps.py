@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from models.artifacts import LoadedModel
 from models.memory import CorrectionMemory
 from triage.settings import Settings
+from triage.store import writing_session
+
+
+# SQLite (and most databases) store ids as signed 64-bit integers; a larger number names no ticket
+MAX_TICKET_ID = 2**63 - 1
+TicketId = Annotated[int, Path(ge=1, le=MAX_TICKET_ID, description="a ticket id, 1 to 2**63-1")]
 
 
 def get_settings(request: Request) -> Settings:
@@ -18,8 +24,13 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session whose transaction commits when the route returns, and rolls back on error."""
-    session = request.app.state.session_factory()
+    """A session whose transaction commits when the route returns, and rolls back on error.
+
+    Requests that change things (POST, PUT, PATCH, DELETE) get a writing session: on SQLite
+    parallel requests then queue for the write lock instead of failing."""
+    factory = request.app.state.session_factory
+    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    session = writing_session(factory) if writes else factory()
     try:
         yield session
         session.commit()

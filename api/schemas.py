@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 
 class TicketCreate(BaseModel):
@@ -102,10 +103,24 @@ class HealthPublic(BaseModel):
     model_version: str | None
 
 
+def _rating(value: Any) -> Any:
+    """A rating word or a whole score as JSON gives it; ``true`` or ``3.5`` is no rating."""
+    if value is None or isinstance(value, str) or (
+            isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 4.0 is the score 4
+    raise ValueError(f"rating must be 满意, 基本满意 or 不满意, or a whole number from 1 to 5; "
+                     f"got {json.dumps(value, ensure_ascii=False, default=str)}")
+
+
+Rating = Annotated[StrictStr | StrictInt | None, BeforeValidator(_rating)]
+
+
 class FeedbackCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rating: str | int | None = Field(None, description="满意 / 基本满意 / 不满意, or 1–5")
+    rating: Rating = Field(None, description="满意 / 基本满意 / 不满意, or 1–5")
     text: str | None = Field(None, max_length=5_000, description="what the citizen said")
     channel: str | None = Field(None, max_length=64)
     at: datetime | None = None

@@ -157,6 +157,9 @@ def read_manifest_json(directory: Path | str, *, fmt: str, kind: str = "model") 
     """The manifest object of a version directory, if it is of format ``fmt`` (else why not)."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
+        if not Path(directory).exists():
+            raise ArtifactError(f"{directory} does not exist: give a {kind} version directory "
+                                f"(one holding {MANIFEST})")
         raise ArtifactError(f"{directory} is not a {kind} version: it has no {MANIFEST}")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

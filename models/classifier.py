@@ -15,6 +15,7 @@ gives a loaded model its encoder back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,19 @@ from models.leaves import LeafScorer, describe_leaf
 from triage.errors import LabelError, ModelNotReadyError
 from triage.glossary import Glossary
 from triage.taxonomy import Taxonomy
+from triage.text import below
+
+# Punctuation, symbols or spaces at either end of a term (character n-grams span "，物"): they
+# explain nothing to staff, and a term made only of them ("，") is dropped.
+_EDGE_NOISE = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def _readable_terms(terms: Sequence[str]) -> list[str]:
+    """Matched terms worth showing: trimmed of punctuation and spaces, none left empty, and no
+    single character already inside a longer term shown (梯 next to 电梯)."""
+    kept = list(dict.fromkeys(t for t in (_EDGE_NOISE.sub("", term) for term in terms) if t))
+    longer = [t for t in kept if len(t) > 1]
+    return [t for t in kept if len(t) > 1 or not any(t in other for other in longer)]
 
 
 @dataclass
@@ -332,9 +346,9 @@ class HierarchicalClassifier:
 
     def _review(self, conf1: float, conf: float) -> tuple[bool, str]:
         if conf1 < self.review_threshold_level1:
-            return True, f"一级分类把握不足（{conf1:.2f} < {self.review_threshold_level1:.2f}）"
+            return True, f"一级分类把握不足（{below(conf1, self.review_threshold_level1)}）"
         if conf < self.review_threshold:
-            return True, f"考核细目把握不足（{conf:.2f} < {self.review_threshold:.2f}）"
+            return True, f"考核细目把握不足（{below(conf, self.review_threshold)}）"
         return False, ""
 
     def _matched_terms(self, X: Any, leaves: np.ndarray, k: int = 6) -> list[list[str]]:
@@ -346,7 +360,7 @@ class HierarchicalClassifier:
             lo, hi = shared.indptr[i], shared.indptr[i + 1]
             top = shared.indices[lo:hi][np.argsort(-shared.data[lo:hi])[: 2 * k]]
             # char and word vocabularies share names (学 is both): keep each term once
-            out.append(list(dict.fromkeys(str(names[t]) for t in top))[:k])
+            out.append(_readable_terms(list(dict.fromkeys(str(names[t]) for t in top)))[:k])
         return out
 
     def _feature_names(self) -> np.ndarray:

@@ -86,6 +86,12 @@ def make_client(trained_home: Path, tmp_path: Path):
         client.__exit__(None, None, None)
 
 
+@pytest.fixture
+def client(make_client):
+    """A client of the real app on a copy of the trained demo home, default settings."""
+    return make_client()
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BERT encoder directory (seeded random weights, the demo appeals' characters)."""

@@ -6,6 +6,7 @@ import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import DATASETS
@@ -159,16 +160,22 @@ def test_train_sentiment_then_score_feedback(home: Path, tmp_path: Path) -> None
                                  "--label-column", "label", "--output", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "s" / "manifest.json").is_file()
-    source = tmp_path / "visits.csv"
-    source.write_text("id,反馈\n1,处理得很好，非常满意\n2,不是很满意，拖了好久才来\n", encoding="utf-8")
-    out = tmp_path / "scored.csv"
-    result = runner.invoke(app, ["sentiment", "--model", str(tmp_path / "s"), "--input",
-                                 str(source), "--text-column", "反馈", "--output", str(out)])
-    assert result.exit_code == 0, result.output
+    _, out = _score_feedback(tmp_path, "id,反馈\n1,处理得很好，非常满意\n2,不是很满意，拖了好久才来\n")
     rows = _rows(out)
     assert list(rows[0]) == ["id", "反馈", "sentiment_label", "sentiment_score", "reasons"]
     assert float(rows[0]["sentiment_score"]) > 0 and rows[0]["sentiment_label"] == "positive"
     assert float(rows[1]["sentiment_score"]) < 0 and "slow" in rows[1]["reasons"].split("|")
+
+
+def _score_feedback(tmp_path: Path, content: str) -> tuple[Any, Path]:
+    """Score a feedback file (column 反馈) with the model in ``tmp_path / "s"``."""
+    source = tmp_path / "visits.csv"
+    source.write_text(content, encoding="utf-8")
+    out = tmp_path / "scored.csv"
+    result = runner.invoke(app, ["sentiment", "--model", str(tmp_path / "s"), "--input",
+                                 str(source), "--text-column", "反馈", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    return result, out
 
 
 def test_train_sentiment_names_bad_labels(home: Path, tmp_path: Path) -> None:
@@ -255,3 +262,114 @@ def test_retrain_from_the_command_line(home: Path, tmp_path: Path) -> None:
     assert report["n_corrections"] == 0 and report["promoted"]
     listing = runner.invoke(app, ["models", "list"]).stdout
     assert report["candidate"] in listing
+
+
+def _said(result) -> str:
+    """The command's output with the console's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def _predict(model: Path, source: Path, out: Path):
+    return runner.invoke(app, ["predict", "--model", str(model), "--input", str(source),
+                               "--text-column", "text", "--output", str(out)])
+
+
+@pytest.mark.parametrize("content", ['text\n问题没解决\n""\n很好\n',
+                                     "id,text\n1,问题没解决\n,\n3,很好\n",
+                                     "id,text\n1,问题没解决\n2,\n3,很好\n"])
+def test_predict_keeps_rows_whose_text_is_empty(home: Path, tmp_path: Path, content: str) -> None:
+    assert _train(tmp_path / "v1").exit_code == 0
+    source = tmp_path / "in.csv"
+    source.write_text(content, encoding="utf-8")
+    result = _predict(tmp_path / "v1", source, tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    assert "wrote 3 rows" in _said(result)
+    rows = _rows(tmp_path / "out.csv")
+    assert [r["text"] for r in rows] == ["问题没解决", "", "很好"]
+    empty = rows[1]
+    assert empty["needs_review"] == "true" and empty["review_reason"] == "诉求内容为空"
+    assert empty["level1"] and empty["subitem"].startswith(empty["level1"] + "/")
+    assert empty["department"] and empty["model_version"]
+    assert "诉求内容为空" not in rows[0]["review_reason"] + rows[2]["review_reason"]
+
+
+def _sentiment_model(tmp_path: Path) -> Path:
+    """Train a sentiment model into ``tmp_path / "s"``; returns its training file."""
+    data = tmp_path / "feedback.csv"
+    data.write_text("review,label\n" + "".join(f"{t},{y}\n" for t, y in FEEDBACK * 3),
+                    encoding="utf-8")
+    assert runner.invoke(app, ["train-sentiment", "--data", str(data), "--text-column", "review",
+                               "--label-column", "label", "--output", str(tmp_path / "s")]
+                         ).exit_code == 0
+    return data
+
+
+def test_sentiment_keeps_rows_whose_text_is_empty(home: Path, tmp_path: Path) -> None:
+    _sentiment_model(tmp_path)
+    result, out = _score_feedback(tmp_path, '反馈\n非常满意\n""\n推来推去，没人管\n')
+    assert "wrote 3 rows" in _said(result)
+    assert [r["反馈"] for r in _rows(out)] == ["非常满意", "", "推来推去，没人管"]
+
+
+def _unwritable(tmp_path: Path) -> list[Path]:
+    (tmp_path / "a_directory.csv").mkdir()
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    paths = [tmp_path / "a_directory.csv", tmp_path / "a_file" / "o.csv"]
+    return paths + ([Path("/proc/triage-test.csv")] if Path("/proc/self").exists() else [])
+
+
+def test_predict_into_an_unwritable_output_is_one_error_line(home: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path / "v1").exit_code == 0
+    for out in _unwritable(tmp_path):
+        result = _predict(tmp_path / "v1", DATASETS / "demo_test.csv", out)
+        assert result.exit_code == 2, (out, result.output)
+        assert "error: " in _said(result) and str(out) in _said(result)
+        assert "Traceback" not in result.output and "Error:" not in result.output
+
+
+def test_sentiment_and_train_refuse_unwritable_outputs(home: Path, tmp_path: Path) -> None:
+    data = _sentiment_model(tmp_path)
+    for out in _unwritable(tmp_path):
+        result = runner.invoke(app, ["sentiment", "--model", str(tmp_path / "s"), "--input",
+                                     str(data), "--text-column", "review", "--output", str(out)])
+        assert result.exit_code == 2 and "error: " in _said(result), result.output
+    result = runner.invoke(app, ["train-sentiment", "--data", str(data), "--text-column", "review",
+                                 "--label-column", "label", "--output", str(tmp_path / "a_file")])
+    assert result.exit_code == 2 and "a_file is a file" in _said(result), result.output
+    result = _train(tmp_path / "a_file")
+    assert result.exit_code == 2 and "a_file is a file" in _said(result), result.output
+    assert "training on" not in result.output  # refused before the work starts
+
+
+def test_report_into_an_unwritable_output_is_one_error_line(home: Path, tmp_path: Path) -> None:
+    for out in _unwritable(tmp_path):
+        result = runner.invoke(app, ["report", "--from", "2026-11-01", "--to", "2026-11-30",
+                                     "--output", str(out)])
+        assert result.exit_code == 2 and "error: " in _said(result), result.output
+        assert "Traceback" not in result.output
+
+
+def test_report_with_a_day_out_of_range_is_one_error_line(home: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "--from", "2026-11-01", "--to", "9999-12-31",
+                                 "--output", str(tmp_path / "r.csv")])
+    assert result.exit_code == 2 and _said(result).startswith("error: "), result.output
+    assert "9999-12-31" in _said(result) and "Traceback" not in result.output
+
+
+def test_a_missing_model_directory_is_said_not_to_exist(home: Path, tmp_path: Path) -> None:
+    result = _predict(tmp_path / "nowhere", DATASETS / "demo_test.csv", tmp_path / "o.csv")
+    assert result.exit_code == 2 and "nowhere does not exist" in _said(result)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_mismatched_taxonomy_lists_a_few_labels_and_how_many_more(home: Path,
+                                                                     tmp_path: Path) -> None:
+    taxonomy = tmp_path / "taxonomy.csv"
+    taxonomy.write_text("a,b,c\nx,y,z\n", encoding="utf-8")
+    result = runner.invoke(app, ["train", "--data", str(DATASETS / "demo_appeals.csv"),
+                                 "--text-column", "text", "--label-column", "label",
+                                 "--taxonomy", str(taxonomy), "--output", str(tmp_path / "v")])
+    assert result.exit_code == 2
+    said = _said(result)
+    assert said.count("is not a path in the taxonomy") == 5 and "… and " in said
+    assert len(said) < 1500

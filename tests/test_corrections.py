@@ -12,11 +12,6 @@ UNRELATED = "我孩子今年九月上小学，家住北山区青山镇，按划�
 STALLS = "城市管理/占道经营与流动摊贩/流动摊贩占道经营"
 
 
-@pytest.fixture
-def client(make_client) -> TestClient:
-    return make_client()
-
-
 def _post(client: TestClient, text: str) -> dict:
     return client.post("/v1/tickets", json={"text": text}).json()
 

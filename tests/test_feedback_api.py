@@ -11,11 +11,6 @@ APPEAL = "东城区和平街道人民路菜市场门口天天有流动摊贩占�
 
 
 @pytest.fixture
-def client(make_client) -> TestClient:
-    return make_client()
-
-
-@pytest.fixture
 def ticket_id(client: TestClient) -> int:
     return client.post("/v1/tickets", json={"text": APPEAL}).json()["id"]
 
@@ -106,6 +101,15 @@ def test_report_dates_are_checked(client: TestClient) -> None:
     backwards = client.get("/v1/reports/satisfaction",
                            params={"from": "2026-11-30", "to": "2026-11-01"})
     assert backwards.status_code == 422 and "before" in backwards.json()["detail"]
+    # "all time" as far as a date goes is out of range, said plainly on every report path
+    everything = {"from": "0001-01-01", "to": "9999-12-31"}
+    for path in ("/v1/reports/satisfaction", "/v1/reports/satisfaction/export",
+                 "/reports/satisfaction"):
+        far = client.get(path, params=everything)
+        assert far.status_code == 422 and "out of range" in far.text, path
+    published = client.post("/v1/reports/periods", json={**everything, "by": "王科长"})
+    assert published.status_code == 422 and "out of range" in published.json()["detail"]
+    assert client.get("/healthz").status_code == 200
 
 
 def test_report_page_and_exports(client: TestClient) -> None:
@@ -160,3 +164,18 @@ def test_an_event_time_without_a_zone_is_local_time(client: TestClient, ticket_i
     body = client.post(f"/v1/tickets/{ticket_id}/events",
                        json={"type": "received", "at": "2026-11-02T09:30:00"}).json()
     assert datetime.fromisoformat(body["at"]) == datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
+
+
+def test_composite_reads_to_four_decimals_in_json_and_csv(client: TestClient) -> None:
+    unit = "东城区城市管理和综合执法局"
+    for day, rating, resolved in (("2026-11-02", "满意", True), ("2026-11-03", "基本满意", True),
+                                  ("2026-11-04", "不满意", False)):
+        _handle(client, unit, day, rating, None, resolved=resolved)
+    period = {"from": "2026-11-01", "to": "2026-11-30"}
+    [row] = client.get("/v1/reports/satisfaction", params=period).json()["by_unit"]
+    assert row["composite"] is not None and row["composite"] == round(row["composite"], 4)
+    assert 0 < row["composite"] < 1  # thirds: 0.xxxxxxxx before
+    csv_export = client.get("/v1/reports/satisfaction/export", params={**period, "format": "csv"})
+    header, line = csv_export.content.decode("utf-8").splitlines()[:2]
+    shown = line.split(",")[header.split(",").index("composite")]
+    assert len(shown.split(".")[-1]) <= 4, shown

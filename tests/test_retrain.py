@@ -11,11 +11,6 @@ STALL = "西城区文昌街道文昌路夜市的烧烤摊每天摆到人行道�
 STALLS = "城市管理/占道经营与流动摊贩/流动摊贩占道经营"
 
 
-@pytest.fixture
-def client(make_client) -> TestClient:
-    return make_client()
-
-
 def _wait(client: TestClient, job_id: str) -> dict:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

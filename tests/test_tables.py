@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from triage.errors import InputFileError
+from triage.errors import InputFileError, TriageError
 from triage.tables import read_table, write_csv
 
 
@@ -150,3 +150,38 @@ def test_broken_xlsx(tmp_path: Path) -> None:
     path = _write(tmp_path / "broken.xlsx", "this is not a workbook")
     with pytest.raises(InputFileError, match="not a readable XLSX"):
         read_table(path)
+
+
+def test_a_quoted_empty_cell_is_a_row_for_files_scored_row_by_row(tmp_path: Path) -> None:
+    one = read_table(_write(tmp_path / "one.csv", 'text\n问题没解决\n""\n\n很好\n'),
+                     keep_empty_rows=True)
+    assert one.column("text") == ["问题没解决", "", "很好"]  # the blank line is not a row
+    assert one.row_numbers == [2, 3, 5]
+    two = read_table(_write(tmp_path / "two.csv", "id,text\n1,问题没解决\n,\n\n3,很好\n"),
+                     keep_empty_rows=True)
+    assert two.column("id") == ["1", "", "3"] and two.row_numbers == [2, 3, 5]
+
+
+def test_rows_of_empty_cells_are_padding_by_default(tmp_path: Path) -> None:
+    assert read_table(_write(tmp_path / "one.csv", 'text\n问题没解决\n""\n很好\n')).column(
+        "text") == ["问题没解决", "很好"]
+    assert read_table(_write(tmp_path / "two.csv", "a,b\n1,2\n,\n")).row_numbers == [2]
+
+
+def test_xlsx_row_without_values_is_blank_even_when_keeping_empty_rows(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for values in (["text"], ["路灯不亮"], [None], ["噪音扰民"]):
+        book.active.append(values)
+    book.save(tmp_path / "t.xlsx")
+    table = read_table(tmp_path / "t.xlsx", keep_empty_rows=True)
+    assert table.column("text") == ["路灯不亮", "噪音扰民"] and table.row_numbers == [2, 4]
+
+
+def test_write_csv_into_a_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TriageError, match=r"is a directory: give a file name"):
+        write_csv(tmp_path, ["text"], [{"text": "路灯不亮"}])
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(TriageError, match=r"o\.csv: .*file is a file, not a folder"):
+        write_csv(tmp_path / "file" / "o.csv", ["text"], [{"text": "路灯不亮"}])

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from triage.address import Address, Gazetteer, extract_address
 from triage.routing import ResponsibilityList
 from triage.taxonomy import Taxonomy
+from triage.text import below
 
 # A unit name that starts with a district or county: 东城区城管局, A3区住建局, K11县教育局.
 _UNIT_DISTRICT = re.compile(r"^((?:[A-Z]\d{1,2}|[\u4e00-\u9fff]{1,4}?)(?:区|县))")
@@ -133,8 +134,7 @@ class Dispatcher:
         reasons = []
         if route.source == "history":
             if route.kind_confidence is not None and route.kind_confidence < KIND_CONFIDENT:
-                reasons.append(f"派单把握不足（单位类别 {route.kind_confidence:.2f} < "
-                               f"{KIND_CONFIDENT:.2f}）")
+                reasons.append(f"派单把握不足（单位类别 {below(route.kind_confidence, KIND_CONFIDENT)}）")
             elif route.kind_confidence is None and route.confidence < HISTORY_CONFIDENT:
                 reasons.append(f"派单把握不足（{route.confidence:.2f}）")
         if (route.source == "responsibility list" and history and self.responsibility

@@ -17,6 +17,11 @@ class InputFileError(TriageError):
     """A data file cannot be read: missing, wrong encoding, malformed row, missing column."""
 
 
+class OutputFileError(TriageError):
+    """An output file or directory cannot be written: a directory where a file goes, a folder
+    that is a file or read-only, a failed write."""
+
+
 class TaxonomyError(InputFileError):
     """A taxonomy file breaks the structure rules (empty name, duplicate path ...)."""
 
@@ -65,3 +70,10 @@ class PerformanceInputError(TriageError):
     """Ticket facts or results that cannot be scored as they are."""
 
     status_code = 422
+
+
+class ReturnRefusedError(TriageError):
+    """A return (退回) the ticket's current dispatch does not allow: the unit does not hold the
+    ticket, it returned it already, or it is the hotline office that dispatches by hand."""
+
+    status_code = 409

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from triage import store
 from triage.dispatch import Dispatcher, Route
 from triage.errors import InvalidTicketError, NotFoundError
 from triage.settings import Settings
-from triage.text import clean
+from triage.text import clean, has_text
 
 
 @dataclass
@@ -104,8 +105,9 @@ def prediction_record(prediction: PathPrediction, route: Route, *, version: str)
 
 
 def _validate(item: TicketIn, settings: Settings) -> None:
-    if not item.text or not item.text.strip():
-        raise InvalidTicketError("text is empty: send the appeal's wording in `text`")
+    if not has_text(item.text):
+        raise InvalidTicketError("text is empty: send the appeal's wording in `text` (spaces and "
+                                 "invisible characters such as zero-width spaces do not count)")
     if len(item.text) > settings.max_text_chars:
         raise InvalidTicketError(
             f"text has {len(item.text)} characters; at most {settings.max_text_chars} are accepted")
@@ -117,10 +119,17 @@ def create_tickets(
 ) -> list[store.Ticket]:
     """Store and classify appeals in the caller's transaction (all or nothing).
 
-    A ``client_id`` seen before returns the ticket stored then, unchanged and not classified again.
+    A ``client_id`` seen before returns the ticket stored then, unchanged and without a new
+    prediction. The appeals are classified before the first statement of the transaction: on
+    SQLite a writing transaction holds the database's one write lock, and a batch read by the
+    encoder takes seconds (an appeal resent under a known ``client_id`` is classified for nothing).
     """
     for item in items:
         _validate(item, settings)
+    texts = [classify_text(clean(t.title) if t.title else None, clean(t.text)) for t in items]
+    unique = list(dict.fromkeys(texts))
+    predicted = dict(zip(unique, predict_records(loaded=loaded, settings=settings, memory=memory,
+                                                 texts=unique), strict=True))
     results: list[store.Ticket] = []
     fresh: list[store.Ticket] = []
     seen: dict[str, store.Ticket] = {}
@@ -133,10 +142,9 @@ def create_tickets(
             if item.client_id:
                 seen[item.client_id] = known
         results.append(known)
-    records = predict_records(loaded=loaded, settings=settings, memory=memory,
-                              texts=[classify_text(t.title, t.text) for t in fresh])
-    for ticket, record in zip(fresh, records, strict=True):
-        store.add_prediction(session, ticket=ticket, prediction=record)
+    for ticket in fresh:
+        record = predicted[classify_text(ticket.title, ticket.text)]
+        store.add_prediction(session, ticket=ticket, prediction=copy.deepcopy(record))
     return results
 
 

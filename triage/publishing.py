@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from triage import store
-from triage.errors import InvalidTicketError
+from triage.errors import InvalidTicketError, PeriodFrozenError
 from triage.ledger import ResultsLedger, Revision
 from triage.performance import UnitResult, compute_results
 from triage.reports import load_facts, period_bounds
@@ -51,11 +51,25 @@ def compute_period(*, session: Session, settings: Settings, start: date, end: da
 def publish(*, session: Session, settings: Settings, start: date, end: date, by: str) -> Revision:
     """Freeze a period's results (a second publication is refused: correct it instead)."""
     ledger = load_ledger(session)
+    _refuse_republishing(ledger, period_key(start, end))
     results = compute_period(session=session, settings=settings, start=start, end=end,
                              ledger=ledger)
     revision = ledger.publish(period_key(start, end), results, by=by)
     _store(session, revision)
     return revision
+
+
+def _refuse_republishing(ledger: ResultsLedger, key: str) -> None:
+    """A published period stays as published; the refusal names the HTTP call that corrects it
+    (the ledger's own message names its Python method)."""
+    if not ledger.revisions(key):
+        return
+    latest = ledger.current(key)
+    raise PeriodFrozenError(
+        f"period {key} is frozen: published as revision {latest.revision} by {latest.by} at "
+        f"{latest.at.isoformat()}. Publishing again does not change it; to correct it, "
+        f"POST /v1/reports/periods/{key}/corrections with {{\"by\": ..., \"reason\": ...}}, "
+        f"which records revision {latest.revision + 1} and keeps the earlier ones")
 
 
 def correct(*, session: Session, settings: Settings, key: str, by: str, reason: str) -> Revision:

@@ -21,10 +21,19 @@ from triage.performance import PerformanceSettings, TicketFacts, compute_results
 from triage.settings import Settings
 
 
+# Days a period may span: beyond them the bounds overflow Python's datetimes (9999-12-31 + 1 day,
+# or 0001-01-01 00:00 in UTC+8 read as UTC).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+
+
 def period_bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
     """[start 00:00, end+1 00:00) in the centre's time zone."""
     if end < start:
         raise InvalidTicketError(f"to ({end}) is before from ({start})")
+    for name, day in (("from", start), ("to", end)):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidTicketError(
+                f"{name} ({day}) is out of range: give days between {FIRST_DAY} and {LAST_DAY}")
     tz = ZoneInfo(zone)
     return (datetime.combine(start, time(), tz), datetime.combine(end + timedelta(days=1), time(), tz))
 
@@ -91,13 +100,22 @@ def satisfaction_report(
     return {
         "from": start.isoformat(), "to": end.isoformat(), "tickets": len(facts),
         "formulas": _formulas(perf),
-        "by_unit": [r.to_dict() for r in compute_results(facts, period=period, settings=perf)]
+        "by_unit": [_shown(r.to_dict())
+                    for r in compute_results(facts, period=period, settings=perf)]
         if facts else [],
         "by_subitem": _grouped(facts, lambda f: f.subitem or "未分类", period, perf),
         "trend": sorted(_grouped(facts, lambda f: _week(f.dispatched_at, settings.timezone),
                                  period, perf), key=lambda g: g["key"]),
         "top_reasons": _reasons(session, [int(f.ticket_id) for f in facts]),
     }
+
+
+def _shown(result: dict[str, Any]) -> dict[str, Any]:
+    """A unit's results as the report shows them: the composite to 4 decimals (the sum of its
+    weighted rates reads 0.8200000000000001 otherwise). Published periods keep the exact value:
+    their digests are computed on it."""
+    composite = result.get("composite")
+    return {**result, "composite": None if composite is None else round(composite, 4)}
 
 
 def _grouped(facts: list[TicketFacts], key: Any, period: str,

@@ -1,24 +1,47 @@
 """Returns (退回): a unit sends a ticket back; the ticket is routed again without that unit.
 
-Every return is kept: it is a routing correction the next retraining learns from.
+Every return is kept: it is a routing correction the next retraining learns from, and it counts
+against the dispatch in the return rate (退回率) of the units' performance results. So only a
+return a hotline centre would accept is stored:
+
+- Only a unit that holds the ticket now may send it back: the lead unit (主办) or a co-handler
+  (协办) of the latest dispatch. A reviewer's department correction of that dispatch is a manual
+  dispatch, so its unit leads instead. A return from any other unit is a mistake (a wrong ticket
+  number, a unit the ticket never reached) and would blame the unit that does hold it.
+- A unit returns a ticket once. A second return from the same unit is a resend or a retry and
+  would count twice; a unit that disputes a later dispatch takes it up with the hotline office.
+- The hotline office (``Settings.default_department``, where a ticket falls back when no unit is
+  left) never returns a ticket: a person there dispatches it by hand. Letting it return routed
+  the ticket back to the office itself, again and again.
+
+A unit is recognised by its routed name or its standard short name (市城市管理局 = 市城管局); the
+return is stored under the routed name, which is the name re-routing leaves out.
 """
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from models.artifacts import LoadedModel
 from triage import store
-from triage.errors import InvalidTicketError
+from triage.errors import InvalidTicketError, ReturnRefusedError
 from triage.intake import classify_text, dispatcher_of, get_ticket
 from triage.settings import Settings
+from triage.units import standard_unit
 
 
 def record_return(
     *, session: Session, loaded: LoadedModel, settings: Settings, ticket_id: int, unit: str,
     reason: str | None,
 ) -> store.Ticket:
-    """Store the return and append a prediction routed around every unit that returned it."""
+    """Store the return and append a prediction routed around every unit that returned it.
+
+    Raises:
+        ReturnRefusedError: the unit does not hold the ticket, returned it already, or is the
+            hotline office; nothing is stored then.
+    """
     ticket = get_ticket(session=session, ticket_id=ticket_id)
     unit = unit.strip()
     if not unit:
@@ -26,7 +49,69 @@ def record_return(
     latest = store.latest_prediction(session, ticket)
     if latest is None:
         raise InvalidTicketError(f"ticket {ticket_id} has no prediction to return")
+    unit = _returning_unit(ticket=ticket, latest=latest, unit=unit, settings=settings)
     store.add_return(session, ticket=ticket, unit=unit, reason=reason, prediction=latest)
+    _reroute(session=session, loaded=loaded, settings=settings, ticket=ticket, latest=latest)
+    session.refresh(ticket)
+    return ticket
+
+
+def current_holders(ticket: store.Ticket, latest: store.Prediction) -> list[str]:
+    """The units holding the ticket now, lead first, then the co-handlers."""
+    manual = [c.department for c in ticket.corrections
+              if c.prediction_id == latest.id and c.department]
+    lead = manual[-1] if manual else latest.department
+    return list(dict.fromkeys([lead, *(latest.co_departments or [])]))
+
+
+def _same_unit(a: str, b: str) -> bool:
+    return a == b or standard_unit(a) == standard_unit(b)
+
+
+def _returning_unit(
+    *, ticket: store.Ticket, latest: store.Prediction, unit: str, settings: Settings,
+) -> str:
+    """The routed name of ``unit`` if it may return the ticket now, else ReturnRefusedError."""
+    earlier = next((r for r in ticket.returns if _same_unit(r.unit, unit)), None)
+    if earlier is not None:
+        at = earlier.created_at.astimezone(ZoneInfo(settings.timezone))
+        raise ReturnRefusedError(
+            f"{unit} already returned ticket {ticket.id} on {at:%Y-%m-%d %H:%M}; a unit returns "
+            "a ticket once, so this return was not recorded again (a unit that disputes a later "
+            "dispatch takes it up with the hotline office)")
+    holders = current_holders(ticket, latest)
+    hotline = settings.default_department
+    if _same_unit(unit, hotline):
+        raise ReturnRefusedError(
+            f"{hotline} is the hotline office and does not return tickets: "
+            + (f"ticket {ticket.id} stays in the review queue until a person dispatches it to a "
+               "responsible unit by correcting its department"
+               if any(_same_unit(h, hotline) for h in holders)
+               else f"ticket {ticket.id} is not with it, {_holding(holders, hotline)}"))
+    holder = next((h for h in holders if _same_unit(h, unit)), None)
+    if holder is None:
+        raise ReturnRefusedError(
+            f"{unit} cannot return ticket {ticket.id}: only a unit that holds it can, and "
+            f"{_holding(holders, hotline)}")
+    return holder
+
+
+def _holding(holders: list[str], hotline: str) -> str:
+    """``it is held by A (lead) and B、C (co-handlers)``."""
+    lead, *co = holders
+    if not co and _same_unit(lead, hotline):
+        return f"it is waiting at {hotline} for a person to dispatch it"
+    text = f"it is held by {lead} (lead)"
+    if co:
+        text += f" and {'、'.join(co)} (co-handler{'s' if len(co) > 1 else ''})"
+    return text
+
+
+def _reroute(
+    *, session: Session, loaded: LoadedModel, settings: Settings, ticket: store.Ticket,
+    latest: store.Prediction,
+) -> None:
+    """Append a prediction with the same sub-item, routed around every unit that returned it."""
     returned = [r.unit for r in ticket.returns]
     [route] = dispatcher_of(loaded).route(
         [classify_text(ticket.title, ticket.text)], [latest.subitem],
@@ -43,5 +128,3 @@ def record_return(
         "community": route.address.community or None, "top": latest.top,
         "explanation": explanation,
     })
-    session.refresh(ticket)
-    return ticket

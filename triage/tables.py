@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.errors import InputFileError
+from triage.outputs import writing
 
 csv.field_size_limit(10_000_000)
 
@@ -37,8 +38,14 @@ class Table:
         return [row.get(name, "") for row in self.rows]
 
 
-def read_table(path: Path | str) -> Table:
+def read_table(path: Path | str, *, keep_empty_rows: bool = False) -> Table:
     """Read a CSV, XLSX or JSONL file into a ``Table``.
+
+    Blank lines are never rows. A row whose cells are all empty (``""`` in a one-column CSV,
+    ``,,`` in a wider one) is skipped unless ``keep_empty_rows``: files scored row by row
+    (``triage predict``, ``triage sentiment``) keep it, so that every input row gets its output
+    row; taxonomies and training files skip it as padding. A sheet row with no value at all is
+    a blank line of the sheet, skipped either way.
 
     Example:
         >>> read_table("datasets/demo_test.csv").columns
@@ -49,11 +56,11 @@ def read_table(path: Path | str) -> Table:
         raise InputFileError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm"}:
-        return _read_xlsx(path)
+        return _read_xlsx(path, keep_empty_rows=keep_empty_rows)
     text = _decode(path)
     if suffix in {".jsonl", ".ndjson"}:
         return _read_jsonl(path, text)
-    return _read_csv(path, text)
+    return _read_csv(path, text, keep_empty_rows=keep_empty_rows)
 
 
 def _decode(path: Path) -> str:
@@ -74,7 +81,7 @@ def _is_gb(data: bytes) -> bool:
     return True
 
 
-def _read_csv(path: Path, text: str) -> Table:
+def _read_csv(path: Path, text: str, *, keep_empty_rows: bool = False) -> Table:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records: list[list[str]] = []
     try:
@@ -89,8 +96,8 @@ def _read_csv(path: Path, text: str) -> Table:
     columns = [c.strip() for c in records[0]]
     rows, numbers = [], []
     for number, record in enumerate(records[1:], start=2):
-        if not any(cell.strip() for cell in record):
-            continue
+        if not record or not (keep_empty_rows or any(cell.strip() for cell in record)):
+            continue  # a blank line yields no cells at all
         if len(record) > len(columns) and any(c.strip() for c in record[len(columns):]):
             raise InputFileError(
                 f"{path}: row {number} has {len(record)} cells but the header has {len(columns)}"
@@ -118,7 +125,7 @@ def _read_jsonl(path: Path, text: str) -> Table:
     return Table(path, list(columns), rows, numbers)
 
 
-def _read_xlsx(path: Path) -> Table:
+def _read_xlsx(path: Path, *, keep_empty_rows: bool = False) -> Table:
     from openpyxl import load_workbook
 
     try:
@@ -128,8 +135,9 @@ def _read_xlsx(path: Path) -> Table:
     sheet = book.worksheets[0]
     values = [["" if v is None else str(v) for v in r] for r in sheet.iter_rows(values_only=True)]
     book.close()
-    lines = "\n".join(",".join(_quote(v) for v in r) for r in values)
-    return _read_csv(path, lines)
+    # A row with no value is written as an empty line: blank, like a blank CSV line.
+    lines = "\n".join(",".join(_quote(v) for v in r) if any(r) else "" for r in values)
+    return _read_csv(path, lines, keep_empty_rows=keep_empty_rows)
 
 
 def _quote(value: str) -> str:
@@ -137,13 +145,17 @@ def _quote(value: str) -> str:
 
 
 def write_csv(path: Path | str, columns: Sequence[str], rows: Iterable[dict[str, object]]) -> None:
-    """Write UTF-8 CSV without BOM, comma-separated, with a header (the contract's format)."""
+    """Write UTF-8 CSV without BOM, comma-separated, with a header (the contract's format).
+
+    A path that cannot be written (a directory, a read-only place) is a ``TriageError`` naming it.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def read_yaml_list(path: Path | str, *, shape: str,

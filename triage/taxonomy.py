@@ -167,8 +167,12 @@ class Taxonomy:
         return ""
 
     def resolve(self, label: str) -> Node:
-        """A node from a full path, or from a bare name (the shallowest node of that name)."""
-        return self.resolve_labels([label])[0]
+        """A node from a full path, or from a bare name (the shallowest node of that name);
+        ``LabelError`` with a sentence (no row numbers: one label is no file) otherwise."""
+        found = self._resolve_one(label.strip().strip(SEP), self._by_name())
+        if isinstance(found, str):
+            raise LabelError(found)
+        return found
 
     def resolve_labels(
         self, labels: Sequence[str], rows: Sequence[int | str] | None = None

@@ -7,6 +7,9 @@ Public API
 - :func:`mask_pii` -- phone numbers, landlines, ID numbers, bank cards and
   e-mail addresses replaced with Chinese placeholders (``[手机号]`` ...).
 - :func:`clean` -- ``mask_pii(normalize(text))``.
+- :func:`below` -- "value < threshold" for review reasons, never shown as equal.
+- :func:`has_text` -- whether a text holds anything visible (not only spaces or
+  zero-width / format characters).
 - :func:`tokenize` -- jieba segmentation (HMM off) with the domain user
   dictionary; whitespace / punctuation-only tokens dropped.
 - :func:`tokenizer_dictionary_path` -- path of that user dictionary.
@@ -19,6 +22,8 @@ from __future__ import annotations
 import html
 import re
 import threading
+import unicodedata
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import rjieba
@@ -29,7 +34,9 @@ __all__ = [
     "PLACEHOLDER_ID",
     "PLACEHOLDER_LANDLINE",
     "PLACEHOLDER_MOBILE",
+    "below",
     "clean",
+    "has_text",
     "mask_pii",
     "normalize",
     "tokenize",
@@ -262,6 +269,39 @@ def mask_pii(text: str) -> str:
 def clean(text: str) -> str:
     """``mask_pii(normalize(text))``: the text every downstream consumer should see."""
     return mask_pii(normalize(text))
+
+
+# Unicode categories that show nothing: control (Cc) and format (Cf: zero-width spaces and
+# joiners, the BOM, word joiner, bidi marks, tag characters ...) characters.
+_SILENT_CATEGORIES = frozenset({"Cc", "Cf"})
+
+
+def has_text(text: str | None) -> bool:
+    r"""Whether ``text`` holds something a person can read: a character that is neither whitespace
+    nor an invisible control or format character (``"\u200b\u200b"`` holds nothing).
+
+    >>> has_text("\u200b \ufeff"), has_text("\u200b噪音")
+    (False, True)
+    """
+    return bool(text) and any(
+        not ch.isspace() and unicodedata.category(ch) not in _SILENT_CATEGORIES for ch in text)
+
+
+def below(value: float, threshold: float) -> str:
+    """``"0.59 < 0.60"`` for a review reason: the value rounded down, with as many decimals as
+    it takes for the shown value to stay under the shown threshold (0.597 is never "0.60 < 0.60").
+
+    >>> below(0.597, 0.6), below(0.6049, 0.605)
+    ('0.59 < 0.60', '0.604 < 0.605')
+    """
+    shown_value = shown_threshold = ""
+    for places in (2, 3, 4, 6):
+        step = Decimal(1).scaleb(-places)
+        shown_value = str(Decimal(repr(float(value))).quantize(step, rounding=ROUND_FLOOR))
+        shown_threshold = str(Decimal(repr(float(threshold))).quantize(step))
+        if Decimal(shown_value) < Decimal(shown_threshold):
+            break
+    return f"{shown_value} < {shown_threshold}"
 
 
 # --------------------------------------------------------------------------- #

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SessionDep, SettingsDep, TicketId
 from api.schemas import EventCreate, EventPublic, FeedbackCreate, FeedbackPublic
 from models.sentiment import LoadedSentiment
 from triage import feedback
@@ -23,7 +23,7 @@ SentimentDep = Annotated[LoadedSentiment, Depends(get_sentiment)]
 
 @router.post("/{ticket_id}/feedback", status_code=status.HTTP_201_CREATED,
              response_model=FeedbackPublic)
-def add_feedback(ticket_id: int, body: FeedbackCreate, session: SessionDep,
+def add_feedback(ticket_id: TicketId, body: FeedbackCreate, session: SessionDep,
                  sentiment: SentimentDep, settings: SettingsDep) -> FeedbackPublic:
     """A return visit's rating and words; the words are masked and scored."""
     row = feedback.record_feedback(session=session, sentiment=sentiment, ticket_id=ticket_id,
@@ -34,7 +34,7 @@ def add_feedback(ticket_id: int, body: FeedbackCreate, session: SessionDep,
 
 @router.post("/{ticket_id}/events", status_code=status.HTTP_201_CREATED,
              response_model=EventPublic)
-def add_event(ticket_id: int, body: EventCreate, session: SessionDep,
+def add_event(ticket_id: TicketId, body: EventCreate, session: SessionDep,
               settings: SettingsDep) -> EventPublic:
     """One step of the ticket's handling (dispatched ... closed)."""
     row = feedback.record_event(session=session, ticket_id=ticket_id, type=body.type,

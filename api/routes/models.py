@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, status
 from api.deps import SettingsDep
 from models.artifacts import Registry
 from training.retrain import retrain
+from triage.errors import NotFoundError
 
 router = APIRouter(tags=["models"])
 
@@ -52,5 +53,10 @@ def read_job(job_id: str, request: Request, settings: SettingsDep) -> dict[str, 
 @router.post("/v1/models/{version}/activate")
 def activate(version: str, settings: SettingsDep) -> dict[str, Any]:
     """Move the active pointer (rollback included); serving switches without a restart."""
-    Registry(settings.models_dir).activate(version)
+    try:
+        Registry(settings.models_dir).activate(version)
+    except NotFoundError:
+        # the registry's message names its directory on the server: not the client's business
+        raise NotFoundError(f"there is no model version {version!r}; GET /v1/models lists "
+                            "the versions") from None
     return {"active": version}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import MemoryDep, ModelDep, SessionDep, SettingsDep
+from api.deps import MemoryDep, ModelDep, SessionDep, SettingsDep, TicketId
 from api.schemas import (
     CorrectionCreate,
     CorrectionPublic,
@@ -44,7 +44,7 @@ def create_tickets(body: TicketsCreate, session: SessionDep, loaded: ModelDep,
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
-def read_ticket(ticket_id: int, session: SessionDep) -> TicketPublic:
+def read_ticket(ticket_id: TicketId, session: SessionDep) -> TicketPublic:
     """The ticket with its latest prediction and its corrections."""
     return ticket_public(intake.get_ticket(session=session, ticket_id=ticket_id),
                         with_corrections=True)
@@ -52,7 +52,7 @@ def read_ticket(ticket_id: int, session: SessionDep) -> TicketPublic:
 
 @router.post("/{ticket_id}/return", status_code=status.HTTP_201_CREATED,
              response_model=TicketPublic)
-def return_ticket(ticket_id: int, body: ReturnCreate, session: SessionDep, loaded: ModelDep,
+def return_ticket(ticket_id: TicketId, body: ReturnCreate, session: SessionDep, loaded: ModelDep,
                   settings: SettingsDep) -> TicketPublic:
     """A unit sends the ticket back (退回): recorded, and the ticket is routed again without it."""
     ticket = returns.record_return(session=session, loaded=loaded, settings=settings,
@@ -62,7 +62,7 @@ def return_ticket(ticket_id: int, body: ReturnCreate, session: SessionDep, loade
 
 @router.post("/{ticket_id}/corrections", status_code=status.HTTP_201_CREATED,
              response_model=CorrectionPublic)
-def correct_ticket(ticket_id: int, body: CorrectionCreate, session: SessionDep,
+def correct_ticket(ticket_id: TicketId, body: CorrectionCreate, session: SessionDep,
                    loaded: ModelDep, memory: MemoryDep) -> CorrectionPublic:
     """A reviewer's fix (sub-item at any level, department, sentiment); reused at once for the
     same complaint reworded. The prediction it corrects is kept as it was."""

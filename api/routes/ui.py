@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from api.deps import ModelDep, SessionDep, SettingsDep
+from api.deps import ModelDep, SessionDep, SettingsDep, TicketId
 from api.views import ticket_public
 from triage import intake, queue
 
@@ -70,7 +70,7 @@ def queue_page(
 
 
 @router.get("/review/{ticket_id}", response_class=HTMLResponse)
-def ticket_page(request: Request, ticket_id: int, session: SessionDep, settings: SettingsDep,
+def ticket_page(request: Request, ticket_id: TicketId, session: SessionDep, settings: SettingsDep,
                 loaded: ModelDep) -> HTMLResponse:
     """One ticket: masked text, suggestions, explanation, taxonomy and department pickers."""
     row = intake.get_ticket(session=session, ticket_id=ticket_id)

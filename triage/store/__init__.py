@@ -1,6 +1,12 @@
 """Persistence layer: models, engine/session helpers, migrations and repository functions."""
 
-from triage.store.db import make_engine, make_session_factory, migrate, session_scope
+from triage.store.db import (
+    make_engine,
+    make_session_factory,
+    migrate,
+    session_scope,
+    writing_session,
+)
 from triage.store.models import (
     Base,
     Correction,
@@ -47,4 +53,5 @@ __all__ = [
     "make_session_factory",
     "migrate",
     "session_scope",
+    "writing_session",
 ]

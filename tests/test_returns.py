@@ -1,0 +1,144 @@
+"""Returns (退回) through the API: who may send a ticket back, and what a refused return leaves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+HOTLINE = "市12345热线办公室"  # Settings.default_department
+# Routed by the responsibility list to 东城区城市管理和综合执法局, with 东城区和平街道办事处 co-handling.
+STALLS = "东城区和平街道人民路菜市场门口天天有流动摊贩占道卖菜，早上七点堵得车过不去，城管来了就跑。"
+LEAD, CO = "东城区城市管理和综合执法局", "东城区和平街道办事处"
+
+
+def _ticket(client: TestClient) -> dict[str, Any]:
+    ticket = client.post("/v1/tickets", json={"text": STALLS}).json()
+    assert (ticket["prediction"]["department"], ticket["prediction"]["co_departments"]) == (
+        LEAD, [CO])
+    return ticket
+
+
+def _stored(client: TestClient, ticket_id: int) -> dict[str, Any]:
+    return client.get(f"/v1/tickets/{ticket_id}").json()
+
+
+def _return(client: TestClient, ticket_id: int, unit: str, reason: str | None = None):
+    return client.post(f"/v1/tickets/{ticket_id}/return", json={"unit": unit, "reason": reason})
+
+
+def _refused(client: TestClient, ticket_id: int, unit: str) -> str:
+    """Return as ``unit``, expect 409 with nothing stored, and give the sentence."""
+    before = _stored(client, ticket_id)
+    response = _return(client, ticket_id, unit, "不属于本单位职责")
+    assert response.status_code == 409
+    assert _stored(client, ticket_id) == before  # no return stored, no new routing
+    return response.json()["detail"]
+
+
+def _to_hotline(client: TestClient, ticket_id: int) -> None:
+    """Let each unit the ticket reaches return it until it falls back to the hotline office."""
+    for _ in range(6):
+        department = _stored(client, ticket_id)["prediction"]["department"]
+        if department == HOTLINE:
+            return
+        assert _return(client, ticket_id, department).status_code == 201
+    pytest.fail("the ticket never fell back to the hotline office")
+
+
+def test_the_lead_unit_returns_and_the_ticket_is_routed_around_it(client: TestClient) -> None:
+    ticket = _ticket(client)
+    response = _return(client, ticket["id"], LEAD, "摊贩在街道管辖的市场内")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["prediction"]["department"] == CO
+    assert body["prediction"]["subitem"] == ticket["prediction"]["subitem"]
+    assert [(r["unit"], r["reason"]) for r in body["returns"]] == [(LEAD, "摊贩在街道管辖的市场内")]
+    queued = {i["ticket_id"]: i for i in client.get("/v1/review").json()["data"]}
+    assert queued[ticket["id"]]["queue_reason"] == "disputed"
+    assert f"被{LEAD}退回" in queued[ticket["id"]]["reasons"]
+
+
+def test_a_co_handler_may_return_it(client: TestClient) -> None:
+    ticket = _ticket(client)
+    response = _return(client, ticket["id"], CO)
+    assert response.status_code == 201
+    body = response.json()
+    assert [r["unit"] for r in body["returns"]] == [CO]
+    assert CO not in [body["prediction"]["department"], *body["prediction"]["co_departments"]]
+
+
+def test_a_unit_named_by_its_short_name_is_stored_under_the_routed_name(
+        client: TestClient) -> None:
+    ticket = _ticket(client)
+    response = _return(client, ticket["id"], "东城区城管局")
+    assert response.status_code == 201
+    assert [r["unit"] for r in response.json()["returns"]] == [LEAD]
+    assert response.json()["prediction"]["department"] != LEAD
+
+
+def test_a_unit_that_does_not_hold_the_ticket_cannot_return_it(client: TestClient) -> None:
+    ticket = _ticket(client)
+    detail = _refused(client, ticket["id"], "火星局")
+    assert detail == (f"火星局 cannot return ticket {ticket['id']}: only a unit that holds it can, "
+                      f"and it is held by {LEAD} (lead) and {CO} (co-handler)")
+
+
+def test_a_unit_the_ticket_has_left_cannot_return_it(client: TestClient) -> None:
+    ticket = _ticket(client)
+    assert _return(client, ticket["id"], CO).status_code == 201
+    assert _return(client, ticket["id"], LEAD).status_code == 201
+    holder = _stored(client, ticket["id"])["prediction"]["department"]
+    assert holder not in {LEAD, CO, HOTLINE}
+    detail = _refused(client, ticket["id"], "东城区市场监督管理局")
+    assert f"it is held by {holder} (lead)" in detail
+
+
+@pytest.mark.parametrize("again", [LEAD, "东城区城管局", f" {LEAD} "])
+def test_a_second_return_by_the_same_unit_is_refused(client: TestClient, again: str) -> None:
+    ticket = _ticket(client)
+    assert _return(client, ticket["id"], LEAD, "不属于本单位职责").status_code == 201
+    detail = _refused(client, ticket["id"], again)
+    assert f"already returned ticket {ticket['id']} on " in detail
+    assert "a unit returns a ticket once, so this return was not recorded again" in detail
+    assert [r["unit"] for r in _stored(client, ticket["id"])["returns"]] == [LEAD]
+
+
+def test_the_hotline_office_cannot_return_a_ticket_that_fell_back_to_it(
+        client: TestClient) -> None:
+    ticket = _ticket(client)
+    _to_hotline(client, ticket["id"])
+    held = _stored(client, ticket["id"])["prediction"]
+    assert held["needs_review"] is True
+    for _ in range(2):  # before the fix each try re-routed it to the office again
+        detail = _refused(client, ticket["id"], HOTLINE)
+        assert detail == (
+            f"{HOTLINE} is the hotline office and does not return tickets: ticket {ticket['id']} "
+            "stays in the review queue until a person dispatches it to a responsible unit by "
+            "correcting its department")
+    assert ticket["id"] in [i["ticket_id"] for i in client.get("/v1/review").json()["data"]]
+    other = _refused(client, ticket["id"], "火星局")
+    assert other.endswith(f"it is waiting at {HOTLINE} for a person to dispatch it")
+
+
+def test_the_hotline_office_cannot_return_a_ticket_a_unit_holds(client: TestClient) -> None:
+    ticket = _ticket(client)
+    detail = _refused(client, ticket["id"], HOTLINE)
+    assert detail == (f"{HOTLINE} is the hotline office and does not return tickets: ticket "
+                      f"{ticket['id']} is not with it, it is held by {LEAD} (lead) and {CO} "
+                      "(co-handler)")
+
+
+def test_the_unit_a_person_dispatched_to_may_return_it(client: TestClient) -> None:
+    ticket = _ticket(client)
+    _to_hotline(client, ticket["id"])
+    manual = "东城区市场监督管理局"
+    corrected = client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                            json={"department": manual, "reviewer": "王"})
+    assert corrected.status_code == 201
+    assert f"held by {manual} (lead)" in _refused(client, ticket["id"], "火星局")
+    response = _return(client, ticket["id"], manual, "不属于本单位职责")
+    assert response.status_code == 201
+    assert response.json()["returns"][-1]["unit"] == manual
+    assert response.json()["prediction"]["department"] == HOTLINE
