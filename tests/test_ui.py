@@ -169,6 +169,24 @@ def test_reviewer_picks_a_leaf_by_search_and_saves(page: Page, api: httpx.Client
     expect(page.locator("#memory")).to_contain_text("已由工作人员更正")
 
 
+def test_picker_finds_leaves_by_the_word_a_citizen_uses(page: Page, api: httpx.Client) -> None:
+    """噪音 is how people say it; the demo taxonomy says 噪声: the picker offers both the leaf
+    whose description says 噪音 and the 噪声 leaves, nearest first, and says they are near."""
+    ticket = _post(api, NIGHT_MARKET)
+    page.goto(f"/review/{ticket['id']}")
+    page.fill("#picker-search", "噪音")
+    results = page.locator("#picker-results li")
+    expect(results.filter(has_text="邻里矛盾纠纷")).to_have_count(1)
+    expect(results.filter(has_text="社会生活噪声")).to_have_count(1)
+    expect(results.filter(has_text="建筑施工噪声")).to_have_count(1)
+    expect(page.locator("#picker-info")).to_contain_text("相近")
+    page.fill("#picker-search", "油烟")  # an exact word: no near leaves added
+    expect(page.locator("#picker-info")).not_to_contain_text("相近")
+    page.fill("#picker-search", "噪音")
+    results.filter(has_text="社会生活噪声").click()
+    expect(page.locator("#chosen-subitem")).to_have_text("环境保护/噪声污染/社会生活噪声")
+
+
 def test_keyboard_on_the_ticket_page(page: Page, api: httpx.Client) -> None:
     ticket = _post(api, WAGES)
     top = [t["subitem"] for t in ticket["prediction"]["top"]]

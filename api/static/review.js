@@ -206,7 +206,9 @@
           key: key, name: node.name, keywords: keywords, department: department,
           supported: !supported || supported.indexOf(top) >= 0,
           name_lc: node.name.toLowerCase(),
-          hay: (key + "\u0001" + keywords + "\u0001" + (node.code || "")).toLowerCase(),
+          words: (key + "\u0001" + keywords + "\u0001" + (node.code || "")).toLowerCase(),
+          hay: (key + "\u0001" + keywords + "\u0001" + (node.code || "") + "\u0001" +
+            (node.description || "")).toLowerCase(),
         });
       }
       for (var c = children.length - 1; c >= 0; c--) { stack.push([children[c], key, department]); }
@@ -234,7 +236,45 @@
       var bucket = inName ? 0 : (leaf.key.toLowerCase().indexOf(terms[0]) >= 0 ? 1 : 2);
       if (ranked[bucket].length < MAX_RESULTS) { ranked[bucket].push(leaf); }
     }
-    return { total: total, shown: ranked[0].concat(ranked[1], ranked[2]).slice(0, MAX_RESULTS) };
+    var shown = ranked[0].concat(ranked[1], ranked[2]).slice(0, MAX_RESULTS);
+    if (shown.every(function (leaf) { return leaf.words.indexOf(terms[0]) < 0; })) {
+      // found only in descriptions, or not at all: add the leaves nearest by characters
+      var near = nearLeaves(leaves, terms).shown.filter(function (leaf) {
+        return shown.indexOf(leaf) < 0;
+      });
+      return { total: total, shown: shown.concat(near).slice(0, MAX_RESULTS),
+               near: Math.min(near.length, MAX_RESULTS - shown.length) };
+    }
+    return { total: total, shown: shown };
+  }
+
+  /**
+   * No leaf holds every word: the leaves holding most of the query's characters, for the word a
+   * citizen or a colleague uses where the taxonomy uses another (噪音 for 噪声, 垃圾箱 for 垃圾桶).
+   * At least half the Chinese characters must be there; name hits count double.
+   */
+  function nearLeaves(leaves, terms) {
+    var chars = [];
+    terms.join("").split("").forEach(function (c) {
+      // Chinese characters carry meaning one by one; letters, digits and signs do not
+      if (c.charCodeAt(0) > 0x2e80 && chars.indexOf(c) < 0) { chars.push(c); }
+    });
+    if (!chars.length) { return { total: 0, shown: [] }; }
+    var need = Math.max(1, Math.ceil(chars.length / 2));
+    var scored = [];
+    for (var i = 0; i < leaves.length; i++) {
+      var leaf = leaves[i];
+      var found = 0;
+      var score = 0;
+      for (var c = 0; c < chars.length; c++) {
+        if (leaf.name_lc.indexOf(chars[c]) >= 0) { found += 1; score += 2; }
+        else if (leaf.hay.indexOf(chars[c]) >= 0) { found += 1; score += 1; }
+      }
+      if (found >= need) { scored.push([score, i]); }
+    }
+    scored.sort(function (a, b) { return b[0] - a[0] || a[1] - b[1]; });
+    var shown = scored.slice(0, MAX_RESULTS).map(function (s) { return leaves[s[1]]; });
+    return { total: scored.length, shown: shown };
   }
 
   function leafHtml(leaf, index, active) {
@@ -270,7 +310,9 @@
       active = 0;
       render();
       info.textContent = query.trim()
-        ? (found.total ? "找到 " + found.total + " 个细目" +
+        ? (found.near && !found.total ? "没有完全匹配的细目，以下 " + found.near + " 个相近" :
+          found.near ? "找到 " + found.total + " 个细目，另有 " + found.near + " 个相近" :
+          found.total ? "找到 " + found.total + " 个细目" +
           (found.total > shown.length ? "，显示前 " + shown.length + " 个" : "") : "没有匹配的细目")
         : "共 " + leaves.length + " 个考核细目，输入名称、路径或关键词搜索";
       var elapsed = performance.now() - start;
