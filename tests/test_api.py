@@ -43,6 +43,21 @@ def test_retry_with_client_id_stores_once(client: TestClient) -> None:
     assert other["id"] == first["id"] + 1
 
 
+def test_a_client_id_reused_for_another_appeal_is_refused_not_swallowed(client: TestClient) -> None:
+    first = client.post("/v1/tickets", json={"text": APPEAL, "client_id": "call-7"}).json()
+    other = client.post("/v1/tickets", json={"text": "路灯坏了一个月没人修", "client_id": "call-7"})
+    assert other.status_code == 409
+    assert "call-7" in other.json()["detail"] and f"ticket {first['id']}" in other.json()["detail"]
+    assert client.get(f"/v1/tickets/{first['id']}").json()["text"] == first["text"]
+    # in a batch: all or nothing, the new appeal in it is not stored either
+    batch = client.post("/v1/tickets/batch", json={"tickets": [
+        {"text": "小区门口垃圾没人清运", "client_id": "call-8"},
+        {"text": "路灯坏了一个月没人修", "client_id": "call-7"}]})
+    assert batch.status_code == 409
+    fresh = client.post("/v1/tickets", json={"text": "小区门口垃圾没人清运", "client_id": "call-8"})
+    assert fresh.status_code == 201 and fresh.json()["id"] == first["id"] + 1
+
+
 @pytest.mark.parametrize("body, words", [
     ({"text": ""}, "text must not be empty"),
     ({"text": "字" * 20_001}, "at most 20000"),

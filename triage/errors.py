@@ -38,6 +38,12 @@ class InvalidTicketError(TriageError):
     status_code = 422
 
 
+class ClientIdConflictError(TriageError):
+    """A ``client_id`` already stands for another appeal: the new one is not stored under it."""
+
+    status_code = 409
+
+
 class NotFoundError(TriageError):
     """A ticket, model version or file that does not exist."""
 

@@ -16,7 +16,7 @@ from models.classifier import PathPrediction
 from models.memory import CorrectionMemory, Recall
 from triage import store
 from triage.dispatch import Dispatcher, Route
-from triage.errors import InvalidTicketError, NotFoundError
+from triage.errors import ClientIdConflictError, InvalidTicketError, NotFoundError
 from triage.settings import Settings
 from triage.text import clean, has_text
 
@@ -141,6 +141,7 @@ def create_tickets(
                 fresh.append(known)
             if item.client_id:
                 seen[item.client_id] = known
+        _same_appeal(known, item)
         results.append(known)
     for ticket in fresh:
         record = predicted[classify_text(ticket.title, ticket.text)]
@@ -163,6 +164,17 @@ def _add(session: Session, item: TicketIn, settings: Settings) -> tuple[store.Ti
         if winner is None:
             raise
         return winner, False
+
+
+def _same_appeal(ticket: store.Ticket, item: TicketIn) -> None:
+    """A ``client_id`` makes a retry idempotent; another appeal under it would be lost silently
+    (the caller would get the earlier ticket back), so it is refused with the ticket it names."""
+    title = clean(item.title) if item.title else None
+    if item.client_id and (ticket.text != clean(item.text) or (ticket.title or None) != title):
+        raise ClientIdConflictError(
+            f"client_id {item.client_id!r} was already used for a different appeal (ticket "
+            f"{ticket.id}): a retry resends the same title and text; a new appeal needs a new "
+            "client_id")
 
 
 def _known(session: Session, seen: dict[str, store.Ticket], client_id: str | None) -> store.Ticket | None:
