@@ -156,3 +156,10 @@ def test_a_correction_to_an_unknown_subitem_says_so_without_file_rows(client: Te
                            json={"subitem": "环境保护/不存在", "reviewer": "王芳"})
     detail = response.json()["detail"]
     assert response.status_code == 422 and "环境保护/不存在" in detail and "rows" not in detail
+
+
+def test_a_ticket_received_in_the_future_is_refused(client: TestClient) -> None:
+    response = client.post("/v1/tickets", json={"text": APPEAL, "received_at": "2099-01-01T09:00:00"})
+    assert response.status_code == 422 and "in the future" in response.json()["detail"]
+    today = client.post("/v1/tickets", json={"text": APPEAL, "received_at": "2026-12-01T09:00:00"})
+    assert today.status_code == 201

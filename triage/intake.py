@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,10 @@ from triage.dispatch import Dispatcher, Route
 from triage.errors import ClientIdConflictError, InvalidTicketError, NotFoundError
 from triage.settings import Settings
 from triage.text import clean, has_text
+
+
+# A clock a little ahead, or a time zone misread, is not a future ticket.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 @dataclass
@@ -111,6 +115,12 @@ def _validate(item: TicketIn, settings: Settings) -> None:
     if len(item.text) > settings.max_text_chars:
         raise InvalidTicketError(
             f"text has {len(item.text)} characters; at most {settings.max_text_chars} are accepted")
+    received = _aware(item.received_at, settings)
+    if received is not None and received > datetime.now(UTC) + FUTURE_TOLERANCE:
+        # a ticket received in the future is never overdue and skews every response time
+        raise InvalidTicketError(
+            f"received_at ({received.isoformat()}) is in the future: send when the appeal was "
+            "received (a time without a zone is read in the centre's time zone)")
 
 
 def create_tickets(
