@@ -6,11 +6,40 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 
-class TicketCreate(BaseModel):
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {k: _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+class Incoming(BaseModel):
+    """A request body: unknown fields refused; NUL characters dropped from every string (they
+    mean nothing in an appeal, and PostgreSQL text cannot hold them: a 500 there before)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nul(cls, data: Any) -> Any:
+        return _without_nul(data)
+
+
+class TicketCreate(Incoming):
 
     text: str = Field(min_length=1, max_length=20_000, description="the appeal, 1–20,000 characters")
     title: str | None = Field(None, max_length=500)
@@ -20,8 +49,7 @@ class TicketCreate(BaseModel):
     received_at: datetime | None = None
 
 
-class TicketsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TicketsCreate(Incoming):
 
     tickets: list[TicketCreate] = Field(min_length=1, max_length=1_000)
 
@@ -62,8 +90,7 @@ class CorrectionPublic(BaseModel):
     created_at: datetime
 
 
-class ReturnCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReturnCreate(Incoming):
 
     unit: str = Field(min_length=1, max_length=200, description="the unit sending the ticket back")
     reason: str | None = Field(None, max_length=2_000)
@@ -117,8 +144,7 @@ def _rating(value: Any) -> Any:
 Rating = Annotated[StrictStr | StrictInt | None, BeforeValidator(_rating)]
 
 
-class FeedbackCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FeedbackCreate(Incoming):
 
     rating: Rating = Field(None, description="满意 / 基本满意 / 不满意, or 1–5")
     text: str | None = Field(None, max_length=5_000, description="what the citizen said")
@@ -142,8 +168,7 @@ class FeedbackPublic(BaseModel):
     sentiment_version: str | None
 
 
-class EventCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EventCreate(Incoming):
 
     type: str = Field(description="dispatched, received, replied, resolved, unresolved, "
                                   "returned, reopened or closed")
@@ -159,8 +184,7 @@ class EventPublic(BaseModel):
     at: datetime
 
 
-class CorrectionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CorrectionCreate(Incoming):
 
     subitem: str | None = Field(None, max_length=500, description="a node path at any level")
     department: str | None = Field(None, max_length=200)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,37 @@ from triage.taxonomy import Taxonomy
 
 DATASETS = PROJECT_ROOT / "datasets"
 SHARED = PROJECT_ROOT.parent / "shared" / "datasets"
+PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh schema on the PostgreSQL server (``TRIAGE_TEST_POSTGRES_URL``, else the
+    local one), dropped afterwards; skips, saying why, where no server answers."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from triage.store import make_engine
+
+    base = os.environ.get("TRIAGE_TEST_POSTGRES_URL", PG_DEFAULT_URL)
+    admin = make_engine(base)
+    try:
+        try:
+            with admin.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            pytest.skip(f"PostgreSQL not reachable at {base}: {exc.orig or exc}")
+        schema = f"triage_test_{uuid.uuid4().hex[:12]}"
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 def needs_shared() -> pytest.MarkDecorator:
@@ -90,6 +124,17 @@ def make_client(trained_home: Path, tmp_path: Path):
 def client(make_client):
     """A client of the real app on a copy of the trained demo home, default settings."""
     return make_client()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_client(request: pytest.FixtureRequest, make_client):
+    """A client of the real app on each database: SQLite in its home, or a fresh PostgreSQL
+    schema."""
+    if request.param == "sqlite":
+        yield make_client()
+        return
+    for url in postgres_url():
+        yield make_client(database_url=url)
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,10 @@ def test_a_client_id_reused_for_another_appeal_is_refused_not_swallowed(client: 
         {"text": "小区门口垃圾没人清运", "client_id": "call-8"},
         {"text": "路灯坏了一个月没人修", "client_id": "call-7"}]})
     assert batch.status_code == 409
+    twice = client.post("/v1/tickets/batch", json={"tickets": [
+        {"text": "小区门口垃圾没人清运", "client_id": "call-9"},
+        {"text": "路灯坏了一个月没人修", "client_id": "call-9"}]})
+    assert twice.status_code == 409 and "in this batch" in twice.json()["detail"]
     fresh = client.post("/v1/tickets", json={"text": "小区门口垃圾没人清运", "client_id": "call-8"})
     assert fresh.status_code == 201 and fresh.json()["id"] == first["id"] + 1
 

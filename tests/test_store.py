@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import postgres_url
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, delete, func, inspect, select, text
@@ -37,30 +38,7 @@ from triage.store import (
     session_scope,
 )
 
-PG_DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BEIJING = timezone(timedelta(hours=8))
-
-
-def _postgres_url() -> Iterator[str]:
-    base = os.environ.get("TRIAGE_TEST_POSTGRES_URL", PG_DEFAULT_URL)
-    admin = make_engine(base)
-    try:
-        try:
-            with admin.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except OperationalError as exc:
-            pytest.skip(f"PostgreSQL not reachable at {base}: {exc.orig or exc}")
-        schema = f"triage_test_{uuid.uuid4().hex[:12]}"
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-            yield url.render_as_string(hide_password=False)
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,7 +47,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'nested' / 'dir' / 'triage.db'}"
     else:
-        yield from _postgres_url()
+        yield from postgres_url()
 
 
 @pytest.fixture

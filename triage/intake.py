@@ -144,6 +144,7 @@ def create_tickets(
     fresh: list[store.Ticket] = []
     seen: dict[str, store.Ticket] = {}
     for item in items:
+        in_batch = bool(item.client_id) and item.client_id in seen
         known = _known(session, seen, item.client_id)
         if known is None:
             known, created = _add(session, item, settings)
@@ -151,7 +152,7 @@ def create_tickets(
                 fresh.append(known)
             if item.client_id:
                 seen[item.client_id] = known
-        _same_appeal(known, item)
+        _same_appeal(known, item, in_batch=in_batch)
         results.append(known)
     for ticket in fresh:
         record = predicted[classify_text(ticket.title, ticket.text)]
@@ -176,11 +177,15 @@ def _add(session: Session, item: TicketIn, settings: Settings) -> tuple[store.Ti
         return winner, False
 
 
-def _same_appeal(ticket: store.Ticket, item: TicketIn) -> None:
+def _same_appeal(ticket: store.Ticket, item: TicketIn, *, in_batch: bool = False) -> None:
     """A ``client_id`` makes a retry idempotent; another appeal under it would be lost silently
     (the caller would get the earlier ticket back), so it is refused with the ticket it names."""
     title = clean(item.title) if item.title else None
     if item.client_id and (ticket.text != clean(item.text) or (ticket.title or None) != title):
+        if in_batch:  # the earlier one is not stored either: the batch is refused whole
+            raise ClientIdConflictError(
+                f"client_id {item.client_id!r} is given to two different appeals in this batch: "
+                "give each appeal its own client_id (nothing of the batch was stored)")
         raise ClientIdConflictError(
             f"client_id {item.client_id!r} was already used for a different appeal (ticket "
             f"{ticket.id}): a retry resends the same title and text; a new appeal needs a new "
@@ -201,8 +206,9 @@ def _aware(moment: datetime | None, settings: Settings) -> datetime | None:
     return moment
 
 
-def get_ticket(*, session: Session, ticket_id: int) -> store.Ticket:
-    ticket = store.get_ticket(session, ticket_id)
+def get_ticket(*, session: Session, ticket_id: int, lock: bool = False) -> store.Ticket:
+    """The ticket, or NotFoundError; ``lock`` holds its row until the transaction ends."""
+    ticket = store.get_ticket(session, ticket_id, lock=lock)
     if ticket is None:
         raise NotFoundError(f"there is no ticket {ticket_id}")
     return ticket

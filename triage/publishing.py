@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from triage import store
@@ -98,6 +99,14 @@ def status(*, session: Session, settings: Settings, key: str) -> dict[str, Any]:
 
 
 def _store(session: Session, revision: Revision) -> None:
-    session.add(store.PublishedRevision(period=revision.period, revision=revision.revision,
-                                        record=revision.to_dict()))
-    session.flush()
+    """Add the revision; one that another request stored first (same period and number, on
+    PostgreSQL, where two requests can read the ledger at once) is refused, not a 500."""
+    try:
+        with session.begin_nested():
+            session.add(store.PublishedRevision(period=revision.period, revision=revision.revision,
+                                                record=revision.to_dict()))
+    except IntegrityError:
+        raise PeriodFrozenError(
+            f"period {revision.period} was published or corrected by another request at the same "
+            f"moment (revision {revision.revision}): GET /v1/reports/periods/{revision.period} "
+            "shows it; correct it if it still needs correcting") from None

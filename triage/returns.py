@@ -42,7 +42,9 @@ def record_return(
         ReturnRefusedError: the unit does not hold the ticket, returned it already, or is the
             hotline office; nothing is stored then.
     """
-    ticket = get_ticket(session=session, ticket_id=ticket_id)
+    # the ticket's row locked until commit: returns of one ticket arriving together are checked
+    # one after another (PostgreSQL; SQLite's writing sessions are serial already)
+    ticket = get_ticket(session=session, ticket_id=ticket_id, lock=True)
     unit = unit.strip()
     if not unit:
         raise InvalidTicketError("unit is empty: name the unit that sends the ticket back")

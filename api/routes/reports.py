@@ -11,9 +11,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from api.deps import SessionDep, SettingsDep
+from api.schemas import Incoming
 from triage import publishing, reports
 
 router = APIRouter(tags=["reports"])
@@ -62,7 +63,7 @@ def export(session: SessionDep, settings: SettingsDep, start: From, end: To,
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
 
 
-class PublishCreate(BaseModel):
+class PublishCreate(Incoming):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     start: date = Field(alias="from")
@@ -70,8 +71,7 @@ class PublishCreate(BaseModel):
     by: str = Field(min_length=1, max_length=128)
 
 
-class PeriodCorrection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PeriodCorrection(Incoming):
 
     by: str = Field(min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=2_000)

@@ -56,8 +56,11 @@ def add_ticket(
     return ticket
 
 
-def get_ticket(session: Session, ticket_id: int) -> Ticket | None:
-    """Ticket by primary key, or None."""
+def get_ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket | None:
+    """Ticket by primary key, or None; ``lock``: SELECT ... FOR UPDATE (PostgreSQL; a no-op on
+    SQLite), re-read even when the session holds it already."""
+    if lock:
+        return session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
     return session.get(Ticket, ticket_id)
 
 
