@@ -36,7 +36,11 @@ class Recall:
 
 
 class CorrectionMemory:
-    """Corrected appeals as sparse vectors; the latest correction of a ticket wins.
+    """Corrected appeals as sparse vectors; per ticket, the latest correction of each field wins.
+
+    A correction names a sub-item, a department or both; a later correction of one field keeps
+    the earlier correction of the other. A ticket with neither (its sub-item gone from the
+    taxonomy, no department) is not remembered: a match would claim a correction not applied.
 
     Example:
         >>> memory = CorrectionMemory(featurize=model.featurizer_.transform, threshold=0.5)
@@ -60,7 +64,13 @@ class CorrectionMemory:
         self._lock = threading.Lock()
 
     def add(self, ticket_id: int, text: str, *, subitem: str | None, department: str | None) -> None:
-        """Remember (or replace) the correction of one ticket."""
+        """Remember a correction of one ticket; a field given as None keeps its earlier value."""
+        with self._lock:
+            _, old_subitem, old_department = self._rows.get(ticket_id, (None, None, None))
+        subitem, department = subitem or old_subitem, department or old_department
+        if not (subitem or department):
+            self.forget(ticket_id)
+            return
         vector = self.featurize([text])
         dense = self.embed([text])[0] if self.embed is not None else None
         with self._lock:
@@ -68,6 +78,13 @@ class CorrectionMemory:
             if dense is not None:
                 self._vectors[ticket_id] = dense
             self._matrix = None
+
+    def forget(self, ticket_id: int) -> None:
+        """Drop what is remembered of one ticket, if anything."""
+        with self._lock:
+            if self._rows.pop(ticket_id, None) is not None:
+                self._vectors.pop(ticket_id, None)
+                self._matrix = None
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -133,9 +133,18 @@ def _word_value(base: float, mods: list[tuple[str, float]]) -> float:
     return -base * degree if base > 0 else -base * 0.5 * degree
 
 
-def lexicon_clause(clause: str, lexicon: Lexicon) -> tuple[float, list[str]]:
-    """Raw lexicon value of one clause and the sentiment words that made it."""
-    total, hits, mods = 0.0, [], []
+@dataclass(frozen=True)
+class LexiconReading:
+    """What the lexicon read in a text: its raw value, the sentiment words, and those of them
+    whose sign a negation turned (不是很满意, 没有不满意), which character n-grams cannot see."""
+
+    value: float
+    words: list[str]
+    negated: list[str]
+
+
+def _read_clause(clause: str, lexicon: Lexicon) -> LexiconReading:
+    total, hits, negated, mods = 0.0, [], [], []
     reported = _REPORTED.search(clause) is not None
     for token in _segment(clause, lexicon):
         if token in lexicon.strong_negation:
@@ -148,28 +157,43 @@ def lexicon_clause(clause: str, lexicon: Lexicon) -> tuple[float, list[str]]:
             value = _word_value(lexicon.words[token], mods[-4:])
             total += value * (0.2 if value > 0 and reported else 1.0)
             hits.append(token)
+            if value * lexicon.words[token] < 0:
+                negated.append(token)
             mods = []
         elif len(token) > 1:  # a content word ends the scope of what came before (没 两天 又坏了)
             mods = []
     if clause.endswith(("吧", "吧了")):  # hedging: 还行吧, 凑合吧
         total *= 0.6
-    return total, hits
+    return LexiconReading(total, hits, negated)
 
 
-def lexicon_raw(text: str, lexicon: Lexicon) -> tuple[float, list[str]]:
+def lexicon_clause(clause: str, lexicon: Lexicon) -> tuple[float, list[str]]:
+    """Raw lexicon value of one clause and the sentiment words that made it."""
+    reading = _read_clause(clause, lexicon)
+    return reading.value, reading.words
+
+
+def lexicon_read(text: str, lexicon: Lexicon) -> LexiconReading:
     """Sum over clauses; a clause after 但/可/就是 counts more, scare-quoted praise is sarcasm."""
     text = prepare(text)
-    total, hits = 0.0, []
+    total, hits, negated = 0.0, [], []
     for quoted in _SCARE_QUOTES.findall(text):
         if lexicon.words.get(quoted, 0.0) > 0:
             total -= 1.5
             hits.append(f"“{quoted}”")
     text = _SCARE_QUOTES.sub("，", text)
     for clause in filter(None, _CLAUSES.split(text)):
-        value, words = lexicon_clause(clause, lexicon)
-        total += value * (1.5 if _CONTRAST.match(clause) else 1.0)
-        hits.extend(words)
-    return total, hits
+        reading = _read_clause(clause, lexicon)
+        total += reading.value * (1.5 if _CONTRAST.match(clause) else 1.0)
+        hits.extend(reading.words)
+        negated.extend(reading.negated)
+    return LexiconReading(total, hits, negated)
+
+
+def lexicon_raw(text: str, lexicon: Lexicon) -> tuple[float, list[str]]:
+    """Raw lexicon value of a text and its sentiment words (see :func:`lexicon_read`)."""
+    reading = lexicon_read(text, lexicon)
+    return reading.value, reading.words
 
 
 # --------------------------------------------------------------------------- reasons

@@ -69,3 +69,45 @@ def test_urgency_rises_as_the_deadline_nears() -> None:
     sooner, _ = urgency_of(now + timedelta(hours=1), now)
     late, overdue = urgency_of(now - timedelta(minutes=1), now)
     assert later < sooner < late and overdue
+
+
+def _review_ids(client: TestClient, **params: str) -> list[int]:
+    return [i["ticket_id"] for i in client.get("/v1/review", params=params).json()["data"]]
+
+
+def test_dissatisfaction_after_a_correction_puts_the_ticket_back_as_disputed(
+        client: TestClient) -> None:
+    ticket = _post(client, CLEAR)
+    client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                json={"subitem": "教育文体/学前教育/幼儿园收费与退费", "reviewer": "李静"})
+    assert ticket["id"] not in _review_ids(client)
+    client.post(f"/v1/tickets/{ticket['id']}/feedback",
+                json={"rating": "不满意", "text": "水还是黄的，问题根本没解决，推来推去"})
+    items = {i["ticket_id"]: i for i in
+             client.get("/v1/review", params={"reason": "disputed"}).json()["data"]}
+    assert ticket["id"] in items and "群众不满意" in items[ticket["id"]]["reasons"]
+
+
+def test_dissatisfaction_seen_before_the_correction_does_not_bring_it_back(
+        client: TestClient) -> None:
+    ticket = _post(client, CLEAR)
+    client.post(f"/v1/tickets/{ticket['id']}/feedback", json={"rating": "不满意", "text": "没解决"})
+    assert ticket["id"] in _review_ids(client, reason="disputed")
+    client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                json={"subitem": "教育文体/学前教育/幼儿园收费与退费", "reviewer": "李静"})
+    client.post(f"/v1/tickets/{ticket['id']}/feedback", json={"text": "谢谢，已经退费了"})
+    assert ticket["id"] not in _review_ids(client)
+
+
+def test_a_return_after_a_correction_puts_the_ticket_back_as_disputed(client: TestClient) -> None:
+    ticket = _post(client, CLEAR)
+    unit = ticket["prediction"]["department"]
+    client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                json={"subitem": "教育文体/学前教育/幼儿园收费与退费", "reviewer": "李静"})
+    assert ticket["id"] not in _review_ids(client)
+    returned = client.post(f"/v1/tickets/{ticket['id']}/return",
+                           json={"unit": unit, "reason": "不归我们管"})
+    assert returned.status_code == 201, returned.text
+    items = {i["ticket_id"]: i for i in
+             client.get("/v1/review", params={"reason": "disputed"}).json()["data"]}
+    assert f"被{unit}退回" in items[ticket["id"]]["reasons"]

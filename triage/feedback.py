@@ -3,20 +3,28 @@
 Ratings are 满意 / 基本满意 / 不满意 or 1–5 (5, 4 → 满意; 3 → 基本满意; 2, 1 → 不满意). Free text is
 masked, then scored by the sentiment model (score, label, dissatisfaction reasons); feedback whose
 words contradict its rating is flagged for review.
+
+A text the sentiment model finds no evidence in (no sentiment word, no dissatisfaction reason and a
+score inside its neutral band: 👍, "ok", "x", 嗯) is stored with no sentiment label and no score:
+it is not a rating, so it never stands in for one in the satisfaction rate (reports count such
+texts apart). ``at`` is when the citizen said it; more than a day ahead of now is refused, as a
+ticket's ``received_at`` is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from models.sentiment import LoadedSentiment
+from models.sentiment import LoadedSentiment, SentimentResult
 from triage import store
 from triage.errors import InputFileError, InvalidTicketError, TriageError
-from triage.intake import get_ticket
+from triage.intake import FUTURE_TOLERANCE, get_ticket
 from triage.text import clean
 
 RATINGS = ("满意", "基本满意", "不满意")
@@ -44,6 +52,17 @@ def _moment(at: datetime | None, zone: str) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(zone))
 
 
+def _said_at(at: datetime | None, zone: str) -> datetime:
+    """When the citizen gave the feedback; a time in the future is refused (it would be the
+    ticket's latest word until that day came, whatever the citizen says in between)."""
+    moment = _moment(at, zone)
+    if moment > datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise InvalidTicketError(
+            f"at ({moment.isoformat()}) is in the future: send when the citizen gave the feedback "
+            "(a time without a zone is read in the centre's time zone)")
+    return moment
+
+
 def record_feedback(
     *, session: Session, sentiment: LoadedSentiment, ticket_id: int, rating: str | int | None,
     text: str | None, channel: str | None = None, at: datetime | None = None,
@@ -56,15 +75,63 @@ def record_feedback(
     if normalized is None and words is None:
         raise InvalidTicketError("feedback needs a rating, a text, or both")
     values: dict[str, Any] = {"rating": normalized, "rating_raw": None if rating is None else
-                              str(rating), "text": words, "channel": channel, "at": _moment(at, zone),
-                              "sentiment_version": sentiment.version}
+                              str(rating), "text": words, "channel": channel,
+                              "at": _said_at(at, zone), "sentiment_version": sentiment.version}
     if words is not None:
         result = (sentiment.model.check_rating(words, normalized) if normalized
                   else sentiment.model.predict([words])[0])
-        values.update(sentiment_label=result.label, sentiment_score=round(float(result.score), 4),
-                      reasons=list(result.reasons), evidence=dict(result.evidence),
-                      needs_review=result.needs_review, review_reason=result.review_reason or None)
+        values.update(_sentiment_values(result))
     return store.add_feedback(session, ticket=ticket, values=values)
+
+
+def _sentiment_values(result: SentimentResult) -> dict[str, Any]:
+    """What is stored of the text's sentiment; nothing of a text with no evidence (not rated)."""
+    if not result.informative:
+        return {"sentiment_label": None, "sentiment_score": None, "reasons": [], "evidence": {},
+                "needs_review": False, "review_reason": None}
+    return {"sentiment_label": result.label, "sentiment_score": round(float(result.score), 4),
+            "reasons": list(result.reasons), "evidence": dict(result.evidence),
+            "needs_review": result.needs_review, "review_reason": result.review_reason or None}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a ticket's feedback counts as in the satisfaction rate.
+
+    ``rating``: the latest explicit rating, by the time the citizen gave it (``at``, then the
+    order stored); a later text without a rating does not replace it. ``sentiment_label``: the
+    sentiment of the latest text that has one; it stands in only where ``rating`` is None.
+    ``uninformative``: the ticket has texts, but none with a rating or any sentiment evidence.
+    """
+
+    rating: str | None
+    sentiment_label: str | None
+    uninformative: bool
+
+
+def verdict_of(feedback: Sequence[store.Feedback]) -> Verdict:
+    """The verdict of one ticket's feedback rows (in any order)."""
+    ordered = sorted(feedback, key=lambda f: (f.at, f.id))
+    rated = [f.rating for f in ordered if f.rating]
+    read = [f.sentiment_label for f in ordered if f.text and f.sentiment_label]
+    return Verdict(rating=rated[-1] if rated else None, sentiment_label=read[-1] if read else None,
+                   uninformative=not rated and not read and any(f.text for f in ordered))
+
+
+def is_unhappy(row: store.Feedback) -> bool:
+    """A dissatisfied rating, or words read as negative."""
+    return row.rating == "不满意" or row.sentiment_label == "negative"
+
+
+def dissatisfied(feedback: Sequence[store.Feedback]) -> bool:
+    """The citizen is dissatisfied: the verdict says so, or their latest word (by ``at``) does."""
+    if not feedback:
+        return False
+    verdict = verdict_of(feedback)
+    if verdict.rating == "不满意" or (verdict.rating is None
+                                       and verdict.sentiment_label == "negative"):
+        return True
+    return is_unhappy(max(feedback, key=lambda f: (f.at, f.id)))
 
 
 def record_event(

@@ -22,6 +22,7 @@ Formulas, per unit, over the tickets passed for the period (figures in ``Perform
   w = ``basic_weight`` (0.8). rated counts citizen ratings. A ticket with no rating but a sentiment
   label stands in through ``sentiment_rating`` (positive→满意, neutral→基本满意, negative→不满意)
   and is counted apart in rated_by_sentiment; satisfied / basic / dissatisfied count both kinds.
+  A ticket whose feedback texts carry no sentiment evidence has neither and is not rated.
 - **On-time completion rate (按时办结率)** = completed_on_time / dispatched, completed_on_time
   counting ``completed_at <= completion deadline``. A ticket not yet completed counts as late, so
   compute a period once its tickets are due.
@@ -139,6 +140,8 @@ class TicketFacts:
     reopened: bool = False
     rating: str | None = None
     sentiment_label: str | None = None
+    # feedback texts only, none with sentiment evidence (👍, "ok"): not rated, counted by reports
+    feedback_uninformative: bool = False
 
 
 @dataclass

@@ -3,7 +3,8 @@
 A ticket is in the queue when its latest prediction needs review, when it is disputed (the
 citizen was dissatisfied, or a unit returned it), or when it falls in the small audit sample of
 confident predictions (every Nth ticket), so the automatic path stays measured. A correction of
-the latest prediction takes it out.
+the latest prediction takes it out, until a dispute arrives after it: dissatisfied feedback or a
+return stored after the correction puts the ticket back as disputed (staff have not seen it yet).
 
 priority = P(wrong) × severity × urgency, where P(wrong) = 1 − confidence (at least 0.5 for a
 disputed ticket), severity comes from settings per sub-item and rises with words such as 燃气 or
@@ -20,6 +21,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from triage import store
+from triage.feedback import dissatisfied, is_unhappy
 from triage.settings import Settings
 
 OVERDUE_BASE = 1_000.0
@@ -97,10 +99,10 @@ def _candidates(settings: Settings, unit: str | None, category: str | None) -> S
         or_(store.Feedback.rating == "不满意", store.Feedback.sentiment_label == "negative"))
     reviewed = select(store.Correction.prediction_id).where(
         store.Correction.prediction_id.is_not(None))
+    disputed = or_(P.ticket_id.in_(returned), P.ticket_id.in_(unhappy))
     query = select(P).where(
-        P.id.in_(latest_ids), P.id.not_in(reviewed),
-        or_(P.needs_review.is_(True), P.ticket_id.in_(returned), P.ticket_id.in_(unhappy),
-            P.ticket_id % settings.review_audit_every == 0))
+        P.id.in_(latest_ids), or_(P.id.not_in(reviewed), disputed),
+        or_(P.needs_review.is_(True), disputed, P.ticket_id % settings.review_audit_every == 0))
     if unit:
         query = query.where(P.department == unit)
     if category:
@@ -110,21 +112,32 @@ def _candidates(settings: Settings, unit: str | None, category: str | None) -> S
 
 def _queue_reason(p: store.Prediction, settings: Settings) -> tuple[str, list[str]] | None:
     ticket = p.ticket
-    if any(c.prediction_id == p.id for c in ticket.corrections):
-        return None  # already reviewed
-    disputes = []
-    if ticket.returns:
-        disputes.append(f"被{ticket.returns[-1].unit}退回")
-    last = ticket.feedback[-1] if ticket.feedback else None
-    if last is not None and (last.rating == "不满意" or last.sentiment_label == "negative"):
-        disputes.append("群众不满意")
+    reviewed = [c.created_at for c in ticket.corrections if c.prediction_id == p.id]
+    disputes = _disputes(ticket, since=max(reviewed) if reviewed else None)
     if disputes:
         return "disputed", disputes
+    if reviewed:
+        return None  # staff reviewed this prediction and nothing was disputed since
     if p.needs_review:
         return "review", [p.review_reason or "需人工复核"]
     if ticket.id % settings.review_audit_every == 0:
         return "audit", ["随机抽检"]
     return None
+
+
+def _disputes(ticket: store.Ticket, *, since: datetime | None) -> list[str]:
+    """Returns and the citizen's dissatisfaction, counting only what was stored after ``since``
+    (the review of the latest prediction), when there was one."""
+    def fresh(row: store.Return | store.Feedback) -> bool:
+        return since is None or row.created_at > since
+
+    disputes = []
+    returns = [r for r in ticket.returns if fresh(r)]
+    if returns:
+        disputes.append(f"被{returns[-1].unit}退回")
+    if dissatisfied(ticket.feedback) and any(is_unhappy(f) for f in ticket.feedback if fresh(f)):
+        disputes.append("群众不满意")
+    return disputes
 
 
 def _item(p: store.Prediction, settings: Settings, now: datetime) -> QueueItem | None:

@@ -1,7 +1,9 @@
 """Report data: ticket facts read from the store, and the satisfaction report built on them.
 
 A ticket belongs to a period when it was dispatched in it. Its unit is the dispatched event's unit
-(else the latest routing); its sub-item the latest staff correction (else the prediction).
+(else the latest routing); its sub-item the latest staff correction (else the prediction). Its
+rating is the latest explicit one by the time the citizen gave it; the sentiment of its latest
+text with any stands in only where no feedback carries a rating (``triage.feedback.verdict_of``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from triage import store
 from triage.errors import InvalidTicketError
+from triage.feedback import verdict_of
 from triage.performance import PerformanceSettings, TicketFacts, compute_results
 from triage.settings import Settings
 
@@ -66,7 +69,7 @@ def _facts(ticket: store.Ticket) -> TicketFacts | None:
     received = _first(events, "received", dispatched.at)
     closed = _first(events, "closed", dispatched.at)
     completed = _first(events, "replied", dispatched.at) or closed
-    feedback = ticket.feedback[-1] if ticket.feedback else None
+    verdict = verdict_of(ticket.feedback)
     return TicketFacts(
         ticket_id=str(ticket.id),
         unit=dispatched.unit or (latest.department if latest else "未知单位"),
@@ -78,8 +81,9 @@ def _facts(ticket: store.Ticket) -> TicketFacts | None:
         completed_at=completed.at if completed else None,
         returned=bool(ticket.returns) or any(e.type == "returned" for e in events),
         reopened=any(e.type == "reopened" for e in events),
-        rating=feedback.rating if feedback else None,
-        sentiment_label=feedback.sentiment_label if feedback else None,
+        rating=verdict.rating,
+        sentiment_label=verdict.sentiment_label,
+        feedback_uninformative=verdict.uninformative,
     )
 
 
@@ -99,6 +103,8 @@ def satisfaction_report(
     perf = settings.performance
     return {
         "from": start.isoformat(), "to": end.isoformat(), "tickets": len(facts),
+        # tickets left unrated because their feedback texts said nothing the model could read
+        "feedback_uninformative": sum(f.feedback_uninformative for f in facts),
         "formulas": _formulas(perf),
         "by_unit": [_shown(r.to_dict())
                     for r in compute_results(facts, period=period, settings=perf)]

@@ -34,13 +34,23 @@ def new_memory(loaded: LoadedModel, *, threshold: float,
 
 def load_memory(*, session: Session, loaded: LoadedModel, threshold: float,
                 encoder_threshold: float | None = None) -> CorrectionMemory:
-    """Every ticket's latest routing correction, in the active model's feature space."""
+    """Each ticket's latest sub-item and latest department correction, in the active model's
+    feature space. A sub-item the active taxonomy no longer has is dropped, not replaced by an
+    older one it superseded; a ticket left with nothing to apply is not remembered."""
     memory = new_memory(loaded, threshold=threshold, encoder_threshold=encoder_threshold)
     rows = session.scalars(select(store.Correction).order_by(store.Correction.id)).all()
+    latest: dict[int, dict[str, Any]] = {}
     for row in rows:
-        if row.subitem or row.department:
-            memory.add(row.ticket_id, classify_text(row.ticket.title, row.ticket.text),
-                       subitem=_valid(loaded, row.subitem), department=row.department)
+        fields = latest.setdefault(row.ticket_id, {"ticket": row.ticket})
+        if row.subitem:
+            fields["subitem"] = row.subitem
+        if row.department:
+            fields["department"] = row.department
+    for ticket_id, fields in latest.items():
+        ticket = fields["ticket"]
+        memory.add(ticket_id, classify_text(ticket.title, ticket.text),
+                   subitem=_valid(loaded, fields.get("subitem")),
+                   department=fields.get("department"))
     return memory
 
 
@@ -68,7 +78,7 @@ def record_correction(
         "level1": latest.level1, "subitem": latest.subitem, "department": latest.department,
         "co_departments": latest.co_departments}
     if ticket.feedback:
-        before["sentiment"] = ticket.feedback[-1].sentiment_label
+        before["sentiment"] = max(ticket.feedback, key=lambda f: (f.at, f.id)).sentiment_label
     row = store.add_correction(session, ticket=ticket, values={
         "prediction_id": latest.id if latest else None,
         "model_version": latest.model_version if latest else loaded.version,
