@@ -12,7 +12,14 @@ measured by). Two linear models over the appeal's TF-IDF features learn:
   (a reply that names a kind but no unit ``handling_unit`` can read still teaches the kind), else
   from the unit's name. ``p(unit) = p(kind) x p(unit | kind)``; the lead is the likeliest unit of
   the likeliest kind, and a kind no past unit has gets its standard body (``kind_unit``: 民政 ->
-  ``A3区民政局``), so the lead is always a standard, placed unit name.
+  ``A3区民政局``), so the lead is always a placed unit name.
+
+Units are told apart by their standard names (``triage.units.unit_key``: 市城市管理局 and 市城管局
+are one unit), and answered in the centre's own words: a unit the history names, in any spelling,
+comes out as the spelling the history used most for it (市城市管理局); only units the history never
+named (a kind's body, a rare unit's body placed by the appeal) keep the standard name. A city the
+history never names by its letter is the centre's own: with a history of 市城市管理局, an appeal
+from A市 still goes to 市城市管理局, not to an A市城管局 the centre never heard of.
 
 Besides the TF-IDF features, both models see the kinds of unit the appeal itself names (某某派出所,
 某某社区: ``mention_weight``) and the kinds whose duties it speaks of (宅基地, 低保: ``topic_weight``,
@@ -40,6 +47,7 @@ featurised a ticket for the classifier pays only for the linear models here.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,9 +62,10 @@ from triage.errors import LabelError, ModelNotReadyError
 from triage.text import clean
 from triage.unit_kinds import KIND_BODY, KINDS, topic_kinds, unit_category
 from triage.unit_mentions import find_units
-from triage.units import keep_kind, kind_unit, local_body, place_unit, relocate
+from triage.units import keep_kind, kind_unit, local_body, place_unit, relocate, unit_key
 
 _CHUNK = 256  # tickets a block when comparing with the history (bounded memory for big batches)
+_CITY = re.compile(r"[A-Z]市")  # a city by its letter code (A市); 市 alone is the centre's own
 
 
 @dataclass
@@ -111,6 +120,8 @@ class HistoryRouter:
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle; a router saved before it learnt kinds from replies keeps routing as it did
         (no duty words, no vote of similar tickets: its weights know only the named units)."""
+        # a router saved before it kept the history's spellings answers in standard names
+        state = {"spellings_": {}, "cities_": frozenset(), **state}
         if "classes_" in state and "n_units_" not in state:
             state = {"topic_weight": 0.0, "k_vote": 0, "vote_weight": 0.0, **state,
                      "n_units_": len(state["classes_"]),
@@ -123,7 +134,10 @@ class HistoryRouter:
         self, texts: Sequence[str], units: Sequence[str | None], *,
         kinds: Sequence[str | None] | None = None,
     ) -> HistoryRouter:
-        """Learn from past appeals (title + detail) and the standard name of their handling unit.
+        """Learn from past appeals (title + detail) and the name of their handling unit.
+
+        Names may be in any spelling (市城市管理局, 市城管局): the router learns units by their
+        standard names and answers in the spelling the history used most for each.
 
         ``kinds``, when given, is the kind of unit each ticket's reply names first
         (``triage.unit_kinds.reply_kind``; ``""`` or None where it names none): the kind model
@@ -147,8 +161,10 @@ class HistoryRouter:
         units = [str(u).strip() if u is not None and str(u).strip() else None for u in units]
         given = [str(k) if k else "" for k in kinds] if kinds is not None else [""] * len(units)
         routed = [i for i, u in enumerate(units) if u]
-        counts = Counter(units[i] for i in routed)
-        labels = {i: (units[i] if counts[units[i]] >= self.min_count else local_body(units[i]))
+        keys = {i: unit_key(str(units[i])) for i in routed}
+        self._learn_spellings(units, keys)
+        counts = Counter(keys.values())
+        labels = {i: (keys[i] if counts[keys[i]] >= self.min_count else local_body(keys[i]))
                   for i in routed}
         # a unit of no known kind is its own kind: only units of a kind pool their evidence
         kind_of = {c: unit_category(c) or c for c in set(labels.values())}
@@ -183,6 +199,16 @@ class HistoryRouter:
                 len(self.kinds_))
         self.n_train_ = len(units)
         return self
+
+    def _learn_spellings(self, units: Sequence[str | None], keys: dict[int, str]) -> None:
+        """The spelling the history used most for each unit (the first of a tie), and the cities
+        it names by their letter."""
+        used = Counter((key, str(units[i])) for i, key in keys.items())
+        self.spellings_: dict[str, str] = {}
+        for (key, spelling), _ in used.most_common():
+            self.spellings_.setdefault(key, spelling)
+        self.cities_ = frozenset(m.group(0) for key in self.spellings_
+                                 for m in _CITY.finditer(key))
 
     def _fit_linear(self, X: sp.csr_matrix, y: np.ndarray, n: int,
                     ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -340,13 +366,25 @@ class HistoryRouter:
         return [lead] + [j for j in order if j != lead], kind, mass[kind]
 
     def _name(self, j: int, text: str) -> str:
-        """Class ``j`` as a unit name for this appeal: back-off classes take the appeal's place."""
+        """Class ``j`` as a unit name for this appeal: back-off classes take the appeal's place;
+        a unit the history names comes out in the history's spelling."""
         label, kind = self.classes_[j], self.categories_[j]
         if j >= self.n_units_:
-            return kind_unit(kind, text)
+            return self._spell(kind_unit(kind, text))
         if self.placed_[j]:
-            return relocate(label, text)
-        return keep_kind(place_unit(label, text), label, unit_category(label), text)
+            return self._spell(relocate(label, text))
+        return self._spell(keep_kind(place_unit(label, text), label, unit_category(label), text))
+
+    def _spell(self, name: str) -> str:
+        """``name`` as the history spelled that unit most; as it is when the history never named
+        it. A city the history never names by its letter (A市) is the centre's own (市)."""
+        spelled = self.spellings_.get(name) or self.spellings_.get(unit_key(name))
+        if spelled:
+            return spelled
+        city = _CITY.match(name)
+        if city and city.group(0) not in self.cities_:
+            return self.spellings_.get(unit_key(name[1:]), name)
+        return name
 
     def predict_top(self, texts: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
         """The ``k`` likeliest units of each appeal, lead first, with their probabilities."""
@@ -372,7 +410,8 @@ class HistoryRouter:
         return out
 
     def predict(self, texts: Sequence[str]) -> list[str]:
-        """The lead unit of each appeal (a standard name with its place)."""
+        """The lead unit of each appeal (the history's spelling; a standard name with its place
+        for a unit the history never named)."""
         return [top[0][0] for top in self.predict_top(texts, k=1)]
 
     def predict_features(self, X: Any, texts: Sequence[str]) -> list[str]:

@@ -187,3 +187,74 @@ def test_a_version_learns_kinds_from_replies_and_routes_to_a_placed_unit(
         ["市教育局", "市教育局", "A3区洋湖街道办事处", "A3区洋湖街道办事处"]))
     assert old is not None and old.router is not None
     assert old.router.predict_top(["学校补课"], k=1)[0][0][0] == "市教育局"
+
+
+# The repro in miniature: a history whose departments are the list's own full names.
+LIST_SPELLED_HISTORY = """text,department
+小区门口垃圾成堆，好几天没人清运，臭气熏天,市城市管理局
+路边垃圾桶满了没人倒，苍蝇乱飞,市城市管理局
+马路上的落叶垃圾没人清扫，环卫工很久没来,市城市管理局
+背街小巷垃圾乱堆，清运车一个月来一次,市城市管理局
+公租房申请交了半年还在审核，一直没有结果,市住房和城乡建设局
+人才公寓摇号三次都没摇上，想问配租顺序,市住房和城乡建设局
+保障房摇中了半年还拿不到钥匙,市住房和城乡建设局
+廉租房申请被拒，想知道不符合条件的原因,市住房和城乡建设局
+"""
+CLEANING = "城市管理/市容环境卫生/垃圾清运与道路保洁"
+HOUSING = "城乡建设/住房保障/保障性住房申请与配租"
+NEW_APPEALS = ["小区门口的垃圾堆了一周没人清运", "公租房申请审核太慢，半年了还没结果"]
+
+
+@pytest.fixture(scope="module")
+def list_spelled_history(tmp_path_factory: pytest.TempPathFactory) -> History:
+    path = tmp_path_factory.mktemp("history") / "history.csv"
+    path.write_text(LIST_SPELLED_HISTORY, encoding="utf-8")
+    return read_history([path], text_column="text", department_column="department")
+
+
+def test_history_that_agrees_with_the_list_raises_no_conflict(demo, list_spelled_history) -> None:
+    tax, _, _ = demo
+    dispatcher = build_dispatcher(
+        taxonomy=tax, gazetteer=DATASETS / "demo_gazetteer.csv",
+        responsibility=DATASETS / "demo_responsibility.csv", history=list_spelled_history)
+    assert dispatcher is not None
+    routes = dispatcher.route(NEW_APPEALS, [CLEANING, HOUSING], default_unit=DEFAULT)
+    assert not any(r.needs_review for r in routes), [r.review_reason for r in routes]
+    assert [r.lead for r in routes] == ["市城市管理局", "市住房和城乡建设局"]
+    # the router, sure of them, names them as the history (and the list) spell them
+    assert [r.explanation["history"][0] for r in routes] == [
+        {"unit": "市城市管理局", "p": pytest.approx(1, abs=0.01)},
+        {"unit": "市住房和城乡建设局", "p": pytest.approx(1, abs=0.01)}]
+
+
+def test_history_answers_in_the_spelling_the_centre_used(demo, list_spelled_history) -> None:
+    tax, _, _ = demo
+    dispatcher = build_dispatcher(taxonomy=tax, gazetteer=DATASETS / "demo_gazetteer.csv",
+                                  history=list_spelled_history)
+    assert dispatcher is not None
+    routes = dispatcher.route([*NEW_APPEALS, "A市" + NEW_APPEALS[0]], [CLEANING, HOUSING, CLEANING],
+                              default_unit=DEFAULT)
+    assert [r.source for r in routes] == ["history"] * 3
+    assert [r.lead for r in routes] == ["市城市管理局", "市住房和城乡建设局", "市城市管理局"]
+
+
+def test_a_unit_that_returned_a_ticket_is_known_under_any_spelling(demo) -> None:
+    tax, places, rules = demo
+    [listed] = Dispatcher(tax, places, rules).route(
+        [STALL_TEXT], [STALLS], default_unit=DEFAULT, exclude=[["东城区城管局"]])
+    assert listed.lead == "东城区和平街道办事处"
+    router = FakeRouter([("市城市管理局", 0.8), ("东城区和平街道办事处", 0.1)])
+    [learnt] = Dispatcher(tax, places, None, router).route(
+        [STALL_TEXT], [STALLS], default_unit=DEFAULT, exclude=[["市城管局"]])
+    assert learnt.lead == "东城区和平街道办事处"
+    [simple] = Dispatcher(tax).route(["居民楼下烧烤店油烟太大"], ["环境保护/大气污染/餐饮油烟污染"],
+                                     default_unit=DEFAULT, exclude=[["市城管局"]])
+    assert simple.lead == DEFAULT
+
+
+def test_history_naming_the_lists_unit_in_its_short_form_is_no_conflict(demo) -> None:
+    tax, places, rules = demo
+    router = FakeRouter([("东城区城管局", 0.9)])
+    [route] = Dispatcher(tax, places, rules, router).route([STALL_TEXT], [STALLS],
+                                                           default_unit=DEFAULT)
+    assert route.lead == "东城区城市管理和综合执法局" and not route.needs_review

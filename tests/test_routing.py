@@ -263,3 +263,26 @@ def test_routing_a_demo_appeal_is_fast(demo: tuple[Taxonomy, Gazetteer, Responsi
         units = rl.units(leaf, address.district, address.street)
     assert units == ("西城区城市管理和综合执法局", ("西城区文昌街道办事处",))
     assert (time.perf_counter() - start) / rounds < 5e-3
+
+
+def test_allows_compares_units_by_their_standard_names(rl: ResponsibilityList) -> None:
+    leaf = "城市管理/占道经营/流动摊贩"
+    assert rl.allows(leaf, "东城区城管局", "东城区", "和平街道")
+    assert rl.allows(leaf, "市市场监管局", "东城区", "和平街道")
+    assert not rl.allows(leaf, "市城管局", "东城区", "和平街道")  # the parent's unit
+    assert not rl.allows(leaf, "高新区城管局", "东城区", "和平街道")
+    # an unknown address: any real unit of the template's shape, in any spelling
+    assert rl.allows(leaf, "高新区城管局")
+    assert rl.allows(leaf, "属地区城管局")
+    assert rl.allows(leaf, "北山区城市管理局", "北山区")
+    assert not rl.allows(leaf, "市城管局")  # 市 is no district of the gazetteer
+    assert rl.allows("城乡建设/房屋安全/其他", "东城区住建局")
+    assert rl.allows("城乡建设/房屋安全/其他", "市住建局", "东城区", "和平街道")
+
+
+def test_a_generic_local_unit_is_the_list_unit_of_the_appeals_place(rl: ResponsibilityList) -> None:
+    neighbours = "民政与社区/邻里纠纷/其他"
+    assert rl.allows(neighbours, "属地街道办事处", "高新区", "科技城街道")
+    assert rl.allows(neighbours, "属地区司法局", "东城区", "和平街道")
+    assert not rl.allows("城乡建设/房屋安全/其他", "属地街道办事处", "东城区", "和平街道")
+    assert rl.allows("城乡建设/房屋安全/其他", "属地区住建局", "东城区", "和平街道")

@@ -23,15 +23,16 @@ from triage.routing import ResponsibilityList
 from triage.tables import read_table
 from triage.taxonomy import Taxonomy
 from triage.unit_kinds import reply_kind
-from triage.units import standard_unit
+from triage.unit_mentions import clean_reply
 
 Progress = Callable[[str], None]
 
 
 class History(NamedTuple):
-    """Past tickets: the appeal, the unit that handled it (None when a reply names a kind of
-    unit but no unit that can be read) and the kind of unit its reply names first (``""`` when
-    there is no reply or it names none; the router then takes the unit's own kind)."""
+    """Past tickets: the appeal, the unit that handled it (the department cell as the centre
+    spelled it, or the unit read from the reply; None when a reply names a kind of unit but no
+    unit that can be read) and the kind of unit its reply names first (``""`` when there is no
+    reply or it names none; the router then takes the unit's own kind)."""
 
     texts: list[str]
     units: list[str | None]
@@ -55,7 +56,9 @@ def read_history(
         sources = table.column(department_column or reply_column or "")
         for text, source in zip(column_texts, sources, strict=True):
             if department_column:
-                unit, kind = (standard_unit(source) if source.strip() else None), ""
+                # the centre's own spelling: the router tells units apart by their standard
+                # names and answers in the spelling the history used most
+                unit, kind = (clean_reply(source) or None), ""
             else:
                 unit, kind = handling_unit(source), reply_kind(source)
             if text.strip() and (unit or kind):

@@ -3,7 +3,8 @@
 The list (权责清单) decides when there is one; history (a learned router over past dispatches)
 decides where the list is silent, and checks the list; the taxonomy's ``department`` column is the
 simple fallback. Disagreements between sub-item, unit and address set ``needs_review`` with the
-reason, never a silent pick.
+reason, never a silent pick. Units are compared by their standard names (``triage.units.unit_key``):
+市城市管理局 from the history is the list's 市城市管理局 and the 市城管局 that returned a ticket.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from triage.address import Address, Gazetteer, extract_address
 from triage.routing import ResponsibilityList
 from triage.taxonomy import Taxonomy
 from triage.text import below
+from triage.units import unit_key
 
 # A unit name that starts with a district or county: 东城区城管局, A3区住建局, K11县教育局.
 _UNIT_DISTRICT = re.compile(r"^((?:[A-Z]\d{1,2}|[\u4e00-\u9fff]{1,4}?)(?:区|县))")
@@ -82,10 +84,11 @@ class Dispatcher:
     def _one(self, text: str, subitem: str, ranked: RankedUnits | None,
              excluded: set[str], default_unit: str) -> Route:
         address = extract_address(text, self.gazetteer)
-        history = [(u, p) for u, p in ranked.units if u not in excluded] if ranked else []
-        route = (self._from_list(subitem, address, excluded)
+        returned = {unit_key(u) for u in excluded}  # a unit returns a ticket under any spelling
+        history = [(u, p) for u, p in ranked.units if unit_key(u) not in returned] if ranked else []
+        route = (self._from_list(subitem, address, returned)
                  or self._from_history(history, ranked, address)
-                 or self._from_taxonomy(subitem, address, excluded)
+                 or self._from_taxonomy(subitem, address, returned)
                  or Route(default_unit, [], 0.0, "default", address, True,
                           "没有可派的责任单位，需人工派单"))
         self._check(route, subitem, history, excluded)
@@ -95,14 +98,14 @@ class Dispatcher:
             route.explanation["returned_by"] = sorted(excluded)
         return route
 
-    def _from_list(self, subitem: str, address: Address, excluded: set[str]) -> Route | None:
+    def _from_list(self, subitem: str, address: Address, returned: set[str]) -> Route | None:
         if self.responsibility is None:
             return None
         entry = self.responsibility.lookup(subitem, address.district, address.street)
         if entry is None:
             return None
         lead, co = entry.resolve(address.district, address.street)
-        units = [u for u in (lead, *co) if u not in excluded]
+        units = [u for u in (lead, *co) if unit_key(u) not in returned]
         if not units:
             return None
         route = Route(units[0], units[1:], 0.9, "responsibility list", address)
@@ -122,9 +125,9 @@ class Dispatcher:
                                       "unit_kind_confidence": ranked.kind_confidence})
         return route
 
-    def _from_taxonomy(self, subitem: str, address: Address, excluded: set[str]) -> Route | None:
+    def _from_taxonomy(self, subitem: str, address: Address, returned: set[str]) -> Route | None:
         unit = self.taxonomy.department_for(subitem) if subitem in self.taxonomy else ""
-        if not unit or unit in excluded:
+        if not unit or unit_key(unit) in returned:
             return None
         return Route(unit, [], 0.7, "taxonomy", address)
 

@@ -29,7 +29,7 @@ from triage import store
 from triage.errors import InvalidTicketError, ReturnRefusedError
 from triage.intake import classify_text, dispatcher_of, get_ticket
 from triage.settings import Settings
-from triage.units import standard_unit
+from triage.units import same_unit
 
 
 def record_return(
@@ -66,15 +66,11 @@ def current_holders(ticket: store.Ticket, latest: store.Prediction) -> list[str]
     return list(dict.fromkeys([lead, *(latest.co_departments or [])]))
 
 
-def _same_unit(a: str, b: str) -> bool:
-    return a == b or standard_unit(a) == standard_unit(b)
-
-
 def _returning_unit(
     *, ticket: store.Ticket, latest: store.Prediction, unit: str, settings: Settings,
 ) -> str:
     """The routed name of ``unit`` if it may return the ticket now, else ReturnRefusedError."""
-    earlier = next((r for r in ticket.returns if _same_unit(r.unit, unit)), None)
+    earlier = next((r for r in ticket.returns if same_unit(r.unit, unit)), None)
     if earlier is not None:
         at = earlier.created_at.astimezone(ZoneInfo(settings.timezone))
         raise ReturnRefusedError(
@@ -83,14 +79,14 @@ def _returning_unit(
             "dispatch takes it up with the hotline office)")
     holders = current_holders(ticket, latest)
     hotline = settings.default_department
-    if _same_unit(unit, hotline):
+    if same_unit(unit, hotline):
         raise ReturnRefusedError(
             f"{hotline} is the hotline office and does not return tickets: "
             + (f"ticket {ticket.id} stays in the review queue until a person dispatches it to a "
                "responsible unit by correcting its department"
-               if any(_same_unit(h, hotline) for h in holders)
+               if any(same_unit(h, hotline) for h in holders)
                else f"ticket {ticket.id} is not with it, {_holding(holders, hotline)}"))
-    holder = next((h for h in holders if _same_unit(h, unit)), None)
+    holder = next((h for h in holders if same_unit(h, unit)), None)
     if holder is None:
         raise ReturnRefusedError(
             f"{unit} cannot return ticket {ticket.id}: only a unit that holds it can, and "
@@ -101,7 +97,7 @@ def _returning_unit(
 def _holding(holders: list[str], hotline: str) -> str:
     """``it is held by A (lead) and B、C (co-handlers)``."""
     lead, *co = holders
-    if not co and _same_unit(lead, hotline):
+    if not co and same_unit(lead, hotline):
         return f"it is waiting at {hotline} for a person to dispatch it"
     text = f"it is held by {lead} (lead)"
     if co:

@@ -20,6 +20,7 @@ from triage.address import Gazetteer
 from triage.errors import LabelError, RoutingError
 from triage.tables import Table, read_table, read_yaml_list
 from triage.taxonomy import SEP, Taxonomy
+from triage.units import unit_key, unit_place
 
 COLUMNS = {
     "node": "node", "节点": "node",
@@ -177,20 +178,52 @@ class ResponsibilityList:
     def allows(self, subitem_path: str, unit: str, district: str = "", street: str = "") -> bool:
         """Whether ``unit`` is the lead or a co-handler the list gives for this sub-item.
 
-        Where the address leaves a placeholder unknown, both the generic form (属地区...) and any
-        concrete unit of that shape (东城区...) are allowed.
+        Units are compared by their standard names: 市城管局 is the list's 市城市管理局, and a
+        generic unit (属地街道办事处) is the list's unit of the appeal's own place. Where the
+        address leaves a placeholder unknown, both the generic form (属地区...) and any concrete
+        unit of that shape (东城区..., 东城区住建局 for ``{district}住房和城乡建设局``) are allowed.
         """
         entry = self.lookup(subitem_path, district, street)
         if entry is None:
             return False
         district = district or self._district_of(street)
         lead, co = entry.resolve(district, street)
-        if unit in (lead, *co):
+        key = unit_key(unit)
+        if unit in (lead, *co) or key in {unit_key(u) for u in (lead, *co)}:
             return True
+        if unit.startswith("属地"):  # the generic unit (属地街道办事处) is that of the appeal's place
+            return key in {unit_key(fill_unit(t)) for t in entry.units if "{" in t}
         if district and street:
             return False
-        return any(self._pattern(t, district, street).fullmatch(unit)
-                   for t in entry.units if "{" in t)
+        return any(self._fits(t, unit, district, street) for t in entry.units if "{" in t)
+
+    def _fits(self, template: str, unit: str, district: str, street: str) -> bool:
+        """Whether ``unit``, in any spelling, is one the template gives for some value of the
+        placeholders the address leaves unknown (the values the unit's own name holds)."""
+        pattern = self._pattern(template, district, street)
+        if pattern.fullmatch(unit):
+            return True
+        key = unit_key(unit)
+        own_district, own_street = unit_place(key)
+        districts = [district] if district else self._named_in(key, "district", own_district)
+        streets = [street] if street else self._named_in(key, "street", own_street)
+        for d in districts:
+            for s in streets:
+                filled = fill_unit(template, d, s)
+                if unit_key(filled) == key and pattern.fullmatch(filled):
+                    return True
+        return False
+
+    def _named_in(self, unit: str, level: str, own: str) -> list[str]:
+        """The districts (or streets) of the gazetteer a unit name holds, else the one read from
+        it, and ``""`` (the generic 属地 form)."""
+        return list(dict.fromkeys([*(n for n in self._names(level) if n in unit), own, ""]))
+
+    def _names(self, level: str) -> tuple[str, ...]:
+        """The gazetteer's districts or streets (none without a gazetteer)."""
+        if self.gazetteer is None:
+            return ()
+        return tuple(self.gazetteer.districts if level == "district" else self.gazetteer.streets())
 
     def missing_leaves(self) -> list[str]:
         """Leaves of the taxonomy no entry covers, not even through an ancestor."""
@@ -210,8 +243,7 @@ class ResponsibilityList:
         return self._patterns[key]
 
     def _any(self, level: str) -> str:
-        names = () if self.gazetteer is None else (
-            self.gazetteer.districts if level == "district" else self.gazetteer.streets())
+        names = self._names(level)
         if not names:
             return ".+"
         return "(?:" + "|".join(map(re.escape, (*names, GENERIC[level]))) + ")"

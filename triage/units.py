@@ -2,16 +2,18 @@
 unit placed by an appeal's address.
 
 ``standard_unit`` gives the standard short name with its place (``A3区住房和城乡建设局`` ->
-``A3区住建局``) and ``local_body`` the unit without its place (``住建局``). ``place_unit`` puts a
-place-free unit in the place an appeal names and ``relocate`` moves a placed one there;
-``kind_unit`` names the standard, placed unit of a kind (民政 for an appeal from A3区 ->
-``A3区民政局``), and ``keep_kind`` falls back to the kind's body when a placed name no longer reads
-as its kind.
+``A3区住建局``) and ``local_body`` the unit without its place (``住建局``). Two names of one unit
+have one standard name (``unit_key``, ``same_unit``: 市城市管理局 is 市城管局), and ``unit_place``
+reads the district and street a unit name holds. ``place_unit`` puts a place-free unit in the place
+an appeal names and ``relocate`` moves a placed one there; ``kind_unit`` names the standard, placed
+unit of a kind (民政 for an appeal from A3区 -> ``A3区民政局``), and ``keep_kind`` falls back to the
+kind's body when a placed name no longer reads as its kind.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from triage.unit_kinds import KIND_BODY, reply_kind
 from triage.unit_mentions import (
@@ -26,12 +28,15 @@ from triage.unit_mentions import (
 )
 
 __all__ = [
-    "keep_kind", "kind_unit", "local_body", "place_of", "place_unit", "relocate",
-    "standard_unit",
+    "keep_kind", "kind_unit", "local_body", "place_of", "place_unit", "relocate", "same_unit",
+    "standard_unit", "unit_key", "unit_place",
 ]
 
 # The kind of local unit each standard local body is (街道办事处 -> street).
 _BODY_KIND = {body: kind for kind, body in LOCAL_BODY.items()}
+# Place words a name's reading can leave before its unit (北山区: 山区 reads as a word; A7 of A7县).
+_PLACE_WORDS = re.compile(r"(?:[A-Z]\d{0,2} ?[省市区县州]|[\u4e00-\u9fff]{2,3}[区县])+")
+_STREET_WORD = {"street": "街道", "town": "镇", "township": "乡"}
 
 
 def _whole(name: str) -> UnitMention | None:
@@ -48,8 +53,38 @@ def standard_unit(name: str) -> str:
         >>> standard_unit("洋湖街道")
         '洋湖街道办事处'
     """
-    unit = _whole(name)
-    return unit.name if unit else clean_reply(name).replace(" ", "")
+    text = clean_reply(name).replace(" ", "")
+    unit = _whole(text)
+    if unit is None:
+        return text
+    # the place of a cell stays with it: 北山区民政局 is not 南湖区民政局
+    before = text[: unit.start]
+    return before + unit.name if before and _PLACE_WORDS.fullmatch(before + unit.place) \
+        else unit.name
+
+
+@lru_cache(maxsize=8192)
+def unit_key(name: str) -> str:
+    """What two names of the same unit have in common: the standard name (cached; unit names
+    repeat, and routing compares them for every ticket)."""
+    return standard_unit(name)
+
+
+def same_unit(a: str, b: str) -> bool:
+    """Whether two names stand for the same unit (``市城市管理局`` and ``市城管局`` do)."""
+    return a == b or unit_key(a) == unit_key(b)
+
+
+def unit_place(name: str) -> tuple[str, str]:
+    """The district and the street, town or township a unit name holds, ``""`` where it holds
+    none (``东城区和平街道办事处`` -> ``("东城区", "和平街道")``)."""
+    key = unit_key(name)
+    local = [u for u in local_units(key) if u.kind in _STREET_WORD]
+    street = ""
+    if local:
+        core = local[-1].name.removeprefix(local[-1].place).removesuffix(local[-1].body)
+        street = core + _STREET_WORD[local[-1].kind]
+    return county_of(key), street
 
 
 def local_body(name: str) -> str:
