@@ -37,6 +37,19 @@ def test_unsure_and_disputed_tickets_are_queued_most_urgent_first(client: TestCl
     assert disputed["queue_reason"] == "disputed" and "群众不满意" in disputed["reasons"]
 
 
+def test_the_queue_pages_with_offset_and_says_its_total(client: TestClient) -> None:
+    for i in range(5):
+        _post(client, f"{VAGUE}（第{i}次）", hours_ago=i)
+    whole = client.get("/v1/review").json()
+    order = [i["ticket_id"] for i in whole["data"]]
+    assert whole["total"] == whole["count"] == len(order) >= 5
+    pages = [client.get("/v1/review", params={"limit": 2, "offset": o}).json()
+             for o in range(0, len(order), 2)]
+    assert [i["ticket_id"] for p in pages for i in p["data"]] == order
+    assert all(p["total"] == len(order) and p["count"] == len(p["data"]) for p in pages)
+    assert client.get("/v1/review", params={"offset": -1}).status_code == 422
+
+
 def test_danger_words_raise_severity(make_client) -> None:
     c = make_client(review_audit_every=1)
     gas, plain = _post(c, GAS), _post(c, VAGUE)
@@ -52,7 +65,7 @@ def test_correction_takes_a_ticket_out_and_filters_work(client: TestClient) -> N
                 json={"subitem": "民政与社区/社区治理与邻里纠纷/社区居委会服务与作风", "reviewer": "李静"})
     assert vague["id"] not in [i["ticket_id"] for i in client.get("/v1/review").json()["data"]]
     none = client.get("/v1/review", params={"category": "不存在的分类"}).json()
-    assert none == {"data": [], "count": 0}
+    assert (none["data"], none["count"], none["total"]) == ([], 0, 0)
 
 
 def test_audit_sample_includes_confident_tickets(make_client) -> None:

@@ -79,6 +79,16 @@ def review_queue(
     category: str | None = None, reason: str | None = None, limit: int = 1_000,
 ) -> list[QueueItem]:
     """Queue items, most urgent first, filtered by unit, top-level category or reason."""
+    return review_page(session=session, settings=settings, now=now, unit=unit,
+                       category=category, reason=reason, limit=limit)[0]
+
+
+def review_page(
+    *, session: Session, settings: Settings, now: datetime | None = None, unit: str | None = None,
+    category: str | None = None, reason: str | None = None, limit: int = 1_000, offset: int = 0,
+) -> tuple[list[QueueItem], int]:
+    """``limit`` queue items from ``offset`` on (most urgent first), and how many the filtered
+    queue holds in all."""
     now = now or datetime.now(UTC)
     predictions = session.scalars(_candidates(settings, unit, category).options(
         selectinload(store.Prediction.ticket).selectinload(store.Ticket.corrections),
@@ -87,7 +97,7 @@ def review_queue(
     items = [item for p in predictions if (item := _item(p, settings, now)) is not None]
     items = [i for i in items if _matches(i, unit, category, reason)]
     items.sort(key=lambda i: (-i.priority, i.received_at))
-    return items[:limit]
+    return items[offset : offset + limit], len(items)
 
 
 def _candidates(settings: Settings, unit: str | None, category: str | None) -> Select:

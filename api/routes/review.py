@@ -20,8 +20,12 @@ def review_queue(
     reason: Annotated[str | None, Query(description="review | disputed | audit, or words of "
                                                     "the reason")] = None,
     limit: Annotated[int, Query(ge=1, le=5_000)] = 1_000,
+    offset: Annotated[int, Query(ge=0, description="items to skip (paging)")] = 0,
 ) -> dict[str, Any]:
-    """Tickets that need a person, most urgent first."""
-    items = queue.review_queue(session=session, settings=settings, unit=unit or None,
-                               category=category or None, reason=reason or None, limit=limit)
-    return {"data": [i.to_dict() for i in items], "count": len(items)}
+    """Tickets that need a person, most urgent first: ``count`` on this page, ``total`` in the
+    filtered queue (page on with ``offset``)."""
+    items, total = queue.review_page(session=session, settings=settings, unit=unit or None,
+                                     category=category or None, reason=reason or None,
+                                     limit=limit, offset=offset)
+    return {"data": [i.to_dict() for i in items], "count": len(items), "total": total,
+            "offset": offset}
