@@ -83,6 +83,7 @@ def package_versions() -> dict[str, str]:
 
 
 ENCODER_DIR = "encoder"
+RETRAIN_REPORT = "retrain_report.json"  # beside a retrained candidate: what its gate measured
 
 
 def encoder_manifest(encoder: Any, source: str) -> dict[str, Any]:
@@ -253,6 +254,29 @@ class Registry:
                     continue
         return found
 
+    def listing(self) -> list[dict[str, Any]]:
+        """Every stored version (oldest first) with ``score``: a level-1 macro-F1 and the set it
+        was measured on, or None. The frozen evaluation set's figure comes first (versions on
+        it compare with each other), else the manifest's held-out split."""
+        gates = self.gate_scores()
+        return [{**m, "score": gates.get(str(m["version"])) or holdout_score(m)}
+                for m in self.versions()]
+
+    def gate_scores(self) -> dict[str, dict[str, Any]]:
+        """Frozen-set figures from the retrain reports: a candidate's own, and its predecessor's
+        where the gate compared with it (a model that never saw the set); later reports win."""
+        found: dict[str, dict[str, Any]] = {}
+        children = sorted(self.root.iterdir()) if self.root.is_dir() else []
+        for child in children:
+            report = _read_report(child / RETRAIN_REPORT)
+            frozen = report.get("frozen") or {}
+            measured = [("previous", "active")] if report.get("compared_with") == "active" else []
+            for who, key in [*measured, ("candidate", "candidate")]:
+                figures = frozen.get(key) or {}
+                if "level1_macro_f1" in figures and report.get(who):
+                    found[str(report[who])] = _frozen_score(report, figures)
+        return found
+
     def path(self, version: str) -> Path:
         path = self.root / version
         if not (path / MANIFEST).is_file() or "/" in version or version.startswith("."):
@@ -299,3 +323,32 @@ class Registry:
     def load_active(self) -> LoadedModel | None:
         version = self.active_version()
         return load_model(self.path(version)) if version else None
+
+
+def holdout_score(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The level-1 macro-F1 a version measured on a held-out split of its training data."""
+    metrics = manifest.get("metrics") or {}
+    if "holdout_level1_macro_f1" not in metrics:
+        return None
+    share = float(metrics.get("holdout_fraction", 0.0))
+    return {"level1_macro_f1": metrics["holdout_level1_macro_f1"],
+            "measured_on": f"held-out {share:.0%} of its training data "
+                           f"({metrics.get('holdout_n', '?')} appeals)"}
+
+
+def _frozen_score(report: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+    source = (report.get("evaluation") or {}).get("source")
+    named = f": {source}" if source else ""
+    return {"level1_macro_f1": figures["level1_macro_f1"],
+            "measured_on": f"frozen evaluation set{named} ({figures.get('n', '?')} appeals)"}
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    """A retrain report, or an empty one where there is none (or it cannot be read)."""
+    if not path.is_file():
+        return {}
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}

@@ -373,3 +373,28 @@ def test_a_mismatched_taxonomy_lists_a_few_labels_and_how_many_more(home: Path,
     said = _said(result)
     assert said.count("is not a path in the taxonomy") == 5 and "… and " in said
     assert len(said) < 1500
+
+
+def _listed(stdout: str) -> dict[str, dict[str, str]]:
+    lines = [line.split("\t") for line in stdout.strip().splitlines()]
+    return {row[1]: dict(zip(lines[0], row, strict=True)) for row in lines[1:]}
+
+
+def test_models_list_shows_the_gate_figures(home: Path, tmp_path: Path) -> None:
+    from training.jobs import ensure_default_model
+    from triage.settings import get_settings
+
+    default = ensure_default_model(get_settings()).version
+    report = json.loads(runner.invoke(app, ["retrain"]).stdout)
+    assert _train(tmp_path / "v2").exit_code == 0
+    own = runner.invoke(app, ["models", "add", str(tmp_path / "v2")]).stdout.strip()
+    rows = _listed(runner.invoke(app, ["models", "list"]).stdout)
+    frozen = report["frozen"]
+    # the first-start default and the retrained candidate: their figures on the demo test set
+    assert rows[default]["level1_macro_f1"] == str(frozen["active"]["level1_macro_f1"])
+    candidate = rows[report["candidate"]]["level1_macro_f1"]
+    assert candidate == str(frozen["candidate"]["level1_macro_f1"])
+    for version in (default, report["candidate"]):
+        assert rows[version]["measured_on"] == "frozen evaluation set: demo_test.csv (70 appeals)"
+    assert float(rows[own]["level1_macro_f1"]) > 0.5
+    assert rows[own]["measured_on"] == "held-out 10% of its training data (42 appeals)"

@@ -34,10 +34,17 @@ def test_retrain_learns_corrections_and_serving_switches(client: TestClient) -> 
     assert report["previous"] == first and report["n_corrections"] == 1
     assert set(report["frozen"]) == {"candidate", "active"}
     assert report["frozen"]["candidate"]["n"] == 70  # the demo test set, never trained on
+    # the default model never saw the demo test set: the gate compares with it directly
+    assert report["compared_with"] == "active" and "demo_test.csv" in report["comparison"]
     assert report["promoted"], report["reason"]
     assert client.get("/healthz").json()["model_version"] == report["candidate"]
     listing = client.get("/v1/models").json()
     assert listing["active"] == report["candidate"] and listing["count"] == 2
+    scores = {m["version"]: m["score"] for m in listing["data"]}
+    assert scores[first]["level1_macro_f1"] == report["frozen"]["active"]["level1_macro_f1"]
+    assert scores[report["candidate"]] == {
+        "level1_macro_f1": report["frozen"]["candidate"]["level1_macro_f1"],
+        "measured_on": "frozen evaluation set: demo_test.csv (70 appeals)"}
     back = client.post(f"/v1/models/{first}/activate")
     assert back.status_code == 200
     assert client.get("/healthz").json()["model_version"] == first

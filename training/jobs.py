@@ -147,8 +147,7 @@ def train_version(
                 # the fine-tuned encoder has read the held-out appeals: an optimistic figure
                 metrics["holdout_seen_by_encoder"] = True
         progress(f"training on {len(texts)} appeals")
-        model = HierarchicalClassifier(taxonomy=taxonomy, glossary=glossary).fit(
-            texts, labels, embed=embed)
+        model = fit_classifier(texts, labels, taxonomy=taxonomy, glossary=glossary, embed=embed)
         metrics["train_seconds"] = round(time.perf_counter() - start, 2)
         if model.fusion_ is not None:
             metrics["fusion"] = {k: round(v, 4) for k, v in asdict(model.fusion_).items()}
@@ -161,6 +160,16 @@ def train_version(
         save_model(model, target, manifest=manifest, dispatcher=dispatcher, encoder_dir=bundled)
         write_base_data(target, base_data if base_data is not None else (texts, labels))
     return load_model(target)
+
+
+def fit_classifier(
+    texts: list[str], labels: list[str], *, taxonomy: Taxonomy, glossary: Glossary | None,
+    embed: Callable[[Sequence[str]], Any] | None = None,
+) -> HierarchicalClassifier:
+    """The estimator of a version, fitted as every version is (retraining fits its control the
+    same way, so that the gate compares like with like)."""
+    return HierarchicalClassifier(taxonomy=taxonomy, glossary=glossary).fit(
+        texts, labels, embed=embed)
 
 
 def load_glossary(settings: Settings) -> Glossary | None:

@@ -1,15 +1,33 @@
 """Retraining from staff corrections, gated on a frozen evaluation set.
 
 Base data (kept in the active version) + every ticket's latest correction (later corrections
-win; a text corrected to different sub-items is flagged) → a candidate version. The candidate and
-the active model are scored on the frozen evaluation set (level-1 macro-F1 and leaf accuracy
-where the set has leaves) and on the recent corrections. The candidate is promoted (activated)
-unless it is worse than the active model by more than the tolerance; otherwise it stays a
-registered candidate, with its report.
+win; a text corrected to different sub-items is flagged) → a candidate version. The candidate is
+never trained on an appeal of the frozen evaluation set: base rows with its texts are left out,
+and so are corrections of its texts (they stay stored and the correction memory still uses them;
+the report counts them and how many disagree with the set's label).
+
+The gate compares like with like on the frozen set (level-1 macro-F1, and leaf accuracy where
+the set has leaves):
+
+- with the **active model** when it provably never saw the set: it is a gated retrain that
+  recorded this very set (``frozen_evaluation`` in its manifest), or it was trained on its base
+  data alone (its manifest's data hash says so) and that holds none of the set's appeals;
+- else with a **control**: a model fitted the same way on the same base data without the
+  evaluation appeals, but without the corrections (in memory, never registered). A model trained
+  with ``triage train`` on all of a centre's file is scored on a tenth of that file, which it
+  has learnt (1.0): the control makes the gate measure what the corrections change. With no
+  corrections to train on, the candidate is its own control.
+
+The candidate is promoted unless worse than that baseline by more than the tolerance; otherwise
+it stays a registered candidate. ``retrain_report.json`` (and the report returned) says what was
+compared with what. The control is one more fit of the classifier: under a second on the demo
+data with ``fast``; with ``accurate`` the encoder's cache serves the embeddings, so it costs the
+classifier part (TF-IDF, heads, fusion folds) again, not the encoding.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -21,19 +39,24 @@ from sklearn.metrics import f1_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.artifacts import ENCODER_DIR, LoadedModel, Registry
-from training.jobs import read_base_data, read_labelled, train_version
+from models.artifacts import ENCODER_DIR, RETRAIN_REPORT, LoadedModel, Registry, data_hash
+from training.jobs import fit_classifier, read_base_data, read_labelled, train_version
 from triage import store
 from triage.errors import ModelNotReadyError
 from triage.intake import classify_text
 from triage.settings import Settings
+from triage.text import clean
 
 Progress = Callable[[str], None]
+Pairs = tuple[list[str], list[str]]
+TENTH = "a tenth of the base data, by text hash"
 
 
 @dataclass
 class RetrainReport:
-    """What a retraining run did and why."""
+    """What a retraining run did and why: ``frozen`` holds the figures of the candidate and of
+    the active model, plus the control's when the gate compared with a control
+    (``compared_with``; ``comparison`` says why and on what data)."""
 
     candidate: str
     previous: str
@@ -45,9 +68,35 @@ class RetrainReport:
     frozen: dict[str, dict[str, float]] = field(default_factory=dict)
     recent: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    compared_with: str = "active"
+    comparison: str = ""
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    set_aside: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class FrozenSet:
+    """The frozen evaluation set: its appeals, their labels and where they come from."""
+
+    texts: list[str]
+    labels: list[str]
+    source: str
+
+    def keys(self) -> set[str]:
+        """The appeals as a stored ticket reads them (masked, normalised)."""
+        return {_key(t) for t in self.texts}
+
+    def record(self) -> dict[str, Any]:
+        """What a version trained without this set records of it."""
+        digest = hashlib.sha256("\x1e".join(sorted(self.keys())).encode("utf-8")).hexdigest()
+        return {"source": self.source, "n": len(self.texts), "sha256": digest}
+
+
+def _key(text: str) -> str:
+    return clean(text)
 
 
 def corrections_data(session: Session) -> tuple[list[str], list[str], list[dict[str, Any]]]:
@@ -75,23 +124,20 @@ def _bundled_encoder(current: LoadedModel) -> Path | None:
     return current.path / ENCODER_DIR if encoder.get("source") == "bundled" else None
 
 
-def evaluation_set(settings: Settings, loaded: LoadedModel,
-                   base: tuple[list[str], list[str]]) -> tuple[list[str], list[str], set[str]]:
+def evaluation_set(settings: Settings, loaded: LoadedModel, base: Pairs) -> FrozenSet:
     """The frozen evaluation set: ``TRIAGE_EVALUATION_SET``, the demo test set for a model built
-    from the demo appeals, else a fixed tenth of the base data (by text hash), never trained on."""
+    from the demo appeals, else a fixed tenth of the base data (by text hash)."""
     path = settings.evaluation_set
     if path is None and settings.demo_appeals.name in loaded.manifest.get("training_sources", []):
         path = settings.demo_test
     if path is not None:
         texts, labels = read_labelled([path], text_column="text", label_column="label")
-        return texts, labels, set()
+        return FrozenSet(texts, labels, Path(path).name)
     held = [i for i, t in enumerate(base[0]) if _bucket(t) == 0]
-    return ([base[0][i] for i in held], [base[1][i] for i in held], {base[0][i] for i in held})
+    return FrozenSet([base[0][i] for i in held], [base[1][i] for i in held], TENTH)
 
 
 def _bucket(text: str) -> int:
-    import hashlib
-
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % 10
 
 
@@ -121,44 +167,157 @@ def retrain(*, session: Session, settings: Settings, progress: Progress = lambda
     if current is None:
         raise ModelNotReadyError("no active model to retrain from: train and activate one first")
     base = read_base_data(current.path)
-    eval_texts, eval_labels, held = evaluation_set(settings, current, base)
+    frozen = evaluation_set(settings, current, base)
     fixed_texts, fixed_labels, conflicts = corrections_data(session)
-    fixed_texts, fixed_labels = _valid_corrections(current, fixed_texts, fixed_labels)
-    corrected = set(fixed_texts)
-    keep = [i for i, t in enumerate(base[0]) if t not in held and t not in corrected]
-    texts = [base[0][i] for i in keep] + fixed_texts
-    labels = [base[1][i] for i in keep] + fixed_labels
-    progress(f"training a candidate on {len(keep)} base appeals and {len(fixed_texts)} corrections")
-    candidate = train_version(
-        texts=texts, labels=labels, taxonomy=current.taxonomy, output=None, registry=registry,
-        holdout=0.0, progress=progress, sources=current.manifest.get("training_sources", []),
-        preset=str(current.manifest.get("preset", "fast")), settings=settings,
-        bundled_encoder=_bundled_encoder(current),
-        glossary=getattr(current.model, "glossary", None),
-        dispatcher=current.dispatcher, base_data=base,
-        extra_manifest={"parent": current.version, "n_corrections": len(fixed_texts)})
-    progress("evaluating the candidate against the active model")
-    frozen = {"candidate": score(candidate, eval_texts, eval_labels),
-              "active": score(current, eval_texts, eval_labels)}
-    recent = _recent(current, candidate, fixed_texts[-200:], fixed_labels[-200:])
-    promoted, reason = _gate(frozen, settings.retrain_tolerance if tolerance is None else tolerance)
+    fixed = _valid_corrections(current, fixed_texts, fixed_labels)
+    fixed, set_aside = _set_aside(current, frozen, fixed)
+    kept = _without(base, frozen.keys() | {_key(t) for t in fixed[0]})
+    candidate = _train_candidate(current, registry, settings, kept, fixed, base, frozen, progress)
+    progress("evaluating the candidate")
+    scores = {"candidate": score(candidate, frozen.texts, frozen.labels),
+              "active": score(current, frozen.texts, frozen.labels)}
+    fair, why = _active_is_fair(current, base, frozen)
+    baseline = "active" if fair else "control"
+    if not fair and frozen.texts:
+        scores["control"] = _control_scores(current, candidate, base, frozen, fixed, scores,
+                                            progress)
+    promoted, reason = _gate(scores, baseline, frozen,
+                             settings.retrain_tolerance if tolerance is None else tolerance)
     if promoted:
         registry.activate(candidate.version)
-    report = RetrainReport(candidate=candidate.version, previous=current.version,
-                           promoted=promoted, reason=reason, n_base=len(keep),
-                           n_corrections=len(fixed_texts), conflicts=conflicts, frozen=frozen,
-                           recent=recent, seconds=round(time.perf_counter() - start, 2))
-    (candidate.path / "retrain_report.json").write_text(
+    report = RetrainReport(
+        candidate=candidate.version, previous=current.version, promoted=promoted, reason=reason,
+        n_base=len(kept[0]), n_corrections=len(fixed[0]), conflicts=conflicts, frozen=scores,
+        recent=_recent(current, candidate, fixed[0][-200:], fixed[1][-200:]),
+        seconds=round(time.perf_counter() - start, 2), compared_with=baseline,
+        comparison=_comparison(baseline, why, current, kept, fixed, base, frozen),
+        evaluation=frozen.record(), set_aside=set_aside)
+    (candidate.path / RETRAIN_REPORT).write_text(
         json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     return report
 
 
-def _valid_corrections(loaded: LoadedModel, texts: list[str], labels: list[str]
-                       ) -> tuple[list[str], list[str]]:
+def _train_candidate(current: LoadedModel, registry: Registry, settings: Settings, kept: Pairs,
+                     fixed: Pairs, base: Pairs, frozen: FrozenSet,
+                     progress: Progress) -> LoadedModel:
+    """Base data without the evaluation appeals + the corrections → a registered version that
+    records which evaluation set it was trained without."""
+    progress(f"training a candidate on {len(kept[0])} base appeals and {len(fixed[0])} "
+             "corrections")
+    return train_version(
+        texts=kept[0] + fixed[0], labels=kept[1] + fixed[1], taxonomy=current.taxonomy,
+        output=None, registry=registry, holdout=0.0, progress=progress,
+        sources=current.manifest.get("training_sources", []),
+        preset=str(current.manifest.get("preset", "fast")), settings=settings,
+        bundled_encoder=_bundled_encoder(current),
+        glossary=getattr(current.model, "glossary", None),
+        dispatcher=current.dispatcher, base_data=base,
+        extra_manifest={"parent": current.version, "n_corrections": len(fixed[0]),
+                        "frozen_evaluation": frozen.record()})
+
+
+def _without(data: Pairs, keys: set[str]) -> Pairs:
+    """The rows of ``data`` whose text is not one of ``keys``."""
+    rows = [(t, lab) for t, lab in zip(*data, strict=True) if _key(t) not in keys]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def _valid_corrections(loaded: LoadedModel, texts: list[str], labels: list[str]) -> Pairs:
     """Corrections whose node the model's taxonomy still has under a supported top level."""
     keep = [(t, lab) for t, lab in zip(texts, labels, strict=True)
             if lab in loaded.taxonomy and lab.split("/")[0] in loaded.model.classes_]
     return [k[0] for k in keep], [k[1] for k in keep]
+
+
+def _set_aside(loaded: LoadedModel, frozen: FrozenSet, fixed: Pairs) -> tuple[Pairs, dict]:
+    """Corrections to train on, and a summary of those set aside because their appeal is in the
+    frozen set (trained on, they would score the candidate on answers it was given)."""
+    gold = dict(zip([_key(t) for t in frozen.texts],
+                    loaded.taxonomy.resolve_labels(frozen.labels), strict=True))
+    aside = [(gold[_key(t)], lab) for t, lab in zip(*fixed, strict=True) if _key(t) in gold]
+    differ = sum(not _agree(node.path, tuple(lab.split("/"))) for node, lab in aside)
+    summary = {"n": len(aside), "label_differs": differ,
+               "why": "their appeals are in the frozen evaluation set: they stay stored (and the "
+                      "correction memory uses them) but are not trained on"
+                      + (f"; {differ} disagree with the set's label: check the evaluation file"
+                         if differ else "")}
+    return _without(fixed, set(gold)), summary
+
+
+def _agree(gold: tuple[str, ...], corrected: tuple[str, ...]) -> bool:
+    """Whether two node paths agree as far as both go (one may be less specific)."""
+    depth = min(len(gold), len(corrected))
+    return gold[:depth] == corrected[:depth]
+
+
+def _active_is_fair(current: LoadedModel, base: Pairs, frozen: FrozenSet) -> tuple[bool, str]:
+    """Whether the active model provably never saw the frozen set, and how that is known."""
+    if (current.manifest.get("frozen_evaluation") or {}).get("sha256") == frozen.record()["sha256"]:
+        return True, "it was itself trained without these evaluation appeals"
+    if current.manifest.get("training_data_sha256") != data_hash(*base):
+        return False, "what it was trained on is not on record to check against the set"
+    seen = len(frozen.keys() & {_key(t) for t in base[0]})
+    if not seen:
+        return True, "it was trained on its base data alone, which holds none of them"
+    return False, f"it was trained on {seen} of the {len(frozen.keys())} evaluation appeals"
+
+
+def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, frozen: FrozenSet,
+                    fixed: Pairs, scores: dict[str, dict[str, float]],
+                    progress: Progress) -> dict[str, float]:
+    """The frozen-set figures of a model fitted like the candidate on the same base data without
+    the evaluation appeals, but without the corrections (the candidate itself when none)."""
+    if not fixed[0]:
+        return dict(scores["candidate"])
+    texts, labels = _without(base, frozen.keys())
+    progress(f"training the control on the same {len(texts)} base appeals, no corrections")
+    encoder = _encoder_of(current, candidate)
+    model = fit_classifier(texts, labels, taxonomy=candidate.taxonomy,
+                           glossary=getattr(candidate.model, "glossary", None),
+                           embed=None if encoder is None else encoder.encode)
+    if encoder is not None:
+        model.attach_encoder(encoder)
+    control = LoadedModel(model=model, manifest={"version": "control"}, path=candidate.path)
+    return score(control, frozen.texts, frozen.labels)
+
+
+def _encoder_of(current: LoadedModel, candidate: LoadedModel) -> Any:
+    """The candidate's encoder, preferably the very object that embedded its training appeals
+    (the active model's, whose cache holds them) when its weights are the same."""
+    if not candidate.model.needs_encoder:
+        return None
+    theirs = candidate.model.encoder_
+    mine = getattr(current.model, "encoder_", None)
+    same = mine is not None and all(getattr(mine, a, None) == getattr(theirs, a, None)
+                                    for a in ("fingerprint", "max_length", "max_chars"))
+    return mine if same else theirs
+
+
+def _comparison(baseline: str, why: str, current: LoadedModel, kept: Pairs, fixed: Pairs,
+                base: Pairs, frozen: FrozenSet) -> str:
+    """One sentence: what was compared with what, on which set, and why that baseline."""
+    where = f"on the frozen evaluation set ({frozen.source}, {len(frozen.texts)} appeals)"
+    candidate = f"the candidate ({len(kept[0])} base appeals + {len(fixed[0])} corrections)"
+    if baseline == "active":
+        return (f"{candidate} vs the active model {current.version} {where}: {why}"
+                + _shared_encoder(current, base, frozen))
+    n_control = len(_without(base, frozen.keys())[0])
+    own = " (the candidate is its own control: no corrections to train on)" if not fixed[0] else ""
+    return (f"{candidate} vs a control fitted the same way on the same {n_control} base appeals "
+            f"without the corrections{own} {where}; not the active model {current.version}: "
+            f"{why}, so its figures are shown but not compared with"
+            + _shared_encoder(current, base, frozen))
+
+
+def _shared_encoder(current: LoadedModel, base: Pairs, frozen: FrozenSet) -> str:
+    """A fine-tuned encoder is kept from version to version: where it was fine-tuned on base data
+    holding evaluation appeals, both sides of the gate read them through it (said, not hidden)."""
+    if _bundled_encoder(current) is None:
+        return ""
+    seen = len(frozen.keys() & {_key(t) for t in base[0]})
+    return "" if not seen else (
+        f"; both use the fine-tuned encoder kept from the base data, which read {seen} of the "
+        "evaluation appeals while fine-tuning: the comparison holds, both figures are optimistic")
 
 
 def _recent(current: LoadedModel, candidate: LoadedModel, texts: list[str],
@@ -170,16 +329,22 @@ def _recent(current: LoadedModel, candidate: LoadedModel, texts: list[str],
             "n": len(texts)}
 
 
-def _gate(frozen: dict[str, dict[str, float]], tolerance: float) -> tuple[bool, str]:
-    new, old = frozen["candidate"], frozen["active"]
+def _gate(scores: dict[str, dict[str, float]], baseline: str, frozen: FrozenSet,
+          tolerance: float) -> tuple[bool, str]:
+    """Promote unless the candidate is worse than the baseline by more than ``tolerance``."""
+    new, old = scores["candidate"], scores[baseline]
     if not new:
         return True, "no frozen evaluation set: promoted on the corrections alone"
-    for key in ("level1_macro_f1", "leaf_accuracy"):
-        if key in new and key in old and new[key] < old[key] - tolerance:
-            return False, (f"{key} fell from {old[key]:.4f} to {new[key]:.4f} "
-                           f"(tolerance {tolerance:.4f}): kept as a candidate")
-    return True, "not worse than the active model on the frozen evaluation set"
+    where = f"on the frozen evaluation set ({frozen.source}, {len(frozen.texts)} appeals)"
+    keys = [k for k in ("level1_macro_f1", "leaf_accuracy") if k in new and k in old]
+    for key in keys:
+        if new[key] < old[key] - tolerance:
+            return False, (f"{key} fell from {old[key]:.4f} ({baseline}) to {new[key]:.4f} "
+                           f"(candidate) {where} (tolerance {tolerance:.4f}): "
+                           "kept as a candidate")
+    figures = ", ".join(f"{k} {new[k]:.4f} vs {old[k]:.4f}" for k in keys)
+    return True, f"not worse than the {baseline} {where}: {figures} (candidate vs {baseline})"
 
 
 def report_path(directory: Path) -> Path:
-    return Path(directory) / "retrain_report.json"
+    return Path(directory) / RETRAIN_REPORT

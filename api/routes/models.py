@@ -16,9 +16,10 @@ router = APIRouter(tags=["models"])
 
 @router.get("/v1/models")
 def list_models(settings: SettingsDep) -> dict[str, Any]:
-    """Every version with its metrics; ``active`` names the one serving."""
+    """Every version with its metrics and ``score`` (level-1 macro-F1 and the set it was
+    measured on, or null); ``active`` names the one serving."""
     registry = Registry(settings.models_dir)
-    versions = registry.versions()
+    versions = registry.listing()
     return {"active": registry.active_version(), "data": versions, "count": len(versions)}
 
 
