@@ -142,3 +142,18 @@ def test_the_unit_a_person_dispatched_to_may_return_it(client: TestClient) -> No
     assert response.status_code == 201
     assert response.json()["returns"][-1]["unit"] == manual
     assert response.json()["prediction"]["department"] == HOTLINE
+
+
+def test_after_a_staff_correction_a_return_routes_by_the_corrected_subitem(
+    client: TestClient,
+) -> None:
+    ticket = _ticket(client)
+    noise = "环境保护/噪声污染/社会生活噪声"  # the list: 市公安局 leads, 市生态环境局 co-handles
+    corrected = client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                            json={"subitem": noise, "reviewer": "王芳"})
+    assert corrected.status_code == 201
+    body = _return(client, ticket["id"], LEAD, "摊贩的喇叭扰民，不是占道").json()
+    latest = body["prediction"]
+    assert (latest["subitem"], latest["level1"], latest["confidence"]) == (noise, "环境保护", 1.0)
+    assert latest["department"] == "市公安局"
+    assert latest["explanation"]["subitem_from"]["reviewer"] == "王芳"

@@ -109,17 +109,24 @@ def _reroute(
     *, session: Session, loaded: LoadedModel, settings: Settings, ticket: store.Ticket,
     latest: store.Prediction,
 ) -> None:
-    """Append a prediction with the same sub-item, routed around every unit that returned it."""
+    """Append a prediction with the same sub-item (a staff member's, where one corrected it),
+    routed around every unit that returned it."""
     returned = [r.unit for r in ticket.returns]
+    corrected = next((c for c in sorted(ticket.corrections, key=lambda c: c.id, reverse=True)
+                      if c.subitem), None)
+    subitem = corrected.subitem if corrected else latest.subitem
     [route] = dispatcher_of(loaded).route(
-        [classify_text(ticket.title, ticket.text)], [latest.subitem],
+        [classify_text(ticket.title, ticket.text)], [subitem],
         default_unit=settings.default_department, exclude=[returned])
     explanation = dict(latest.explanation or {})
     explanation["routing"] = route.explanation
+    if corrected is not None:  # a person decided the sub-item: the new dispatch keeps it
+        explanation["subitem_from"] = {"correction": corrected.id, "reviewer": corrected.reviewer}
     reasons = [r for r in (route.review_reason,) if r]
     store.add_prediction(session, ticket=ticket, prediction={
-        "model_version": loaded.version, "level1": latest.level1, "subitem": latest.subitem,
-        "confidence": latest.confidence, "confidence_level1": latest.confidence_level1,
+        "model_version": loaded.version, "level1": subitem.split("/")[0], "subitem": subitem,
+        "confidence": 1.0 if corrected else latest.confidence,
+        "confidence_level1": 1.0 if corrected else latest.confidence_level1,
         "department": route.lead, "co_departments": route.co,
         "needs_review": route.needs_review, "review_reason": "；".join(reasons) or None,
         "district": route.address.district or None, "street": route.address.street or None,
