@@ -129,6 +129,44 @@ def test_the_cascade_sends_only_unsure_appeals_to_the_encoder(
     assert not any(p.explanation["encoder"] for p in model.predict_paths(test)) and not calls
 
 
+def test_the_leaf_cascade_also_sends_appeals_unsure_of_their_leaf(
+    demo_taxonomy, demo_data, tiny_encoder: Path,
+) -> None:
+    texts, labels = demo_data
+    encoder = Encoder(tiny_encoder, backend="torch")
+    test = texts[:60]
+    plain = HierarchicalClassifier(taxonomy=demo_taxonomy, encoder_weight=1.0, cascade=0.0).fit(
+        texts, labels, embed=encoder.encode).attach_encoder(encoder)
+    assert not any(p.explanation["encoder"] for p in plain.predict_paths(test))
+    every = HierarchicalClassifier(taxonomy=demo_taxonomy, encoder_weight=1.0, cascade=0.0,
+                                   leaf_cascade=1.0).fit(texts, labels, embed=encoder.encode)
+    every.attach_encoder(encoder)
+    predictions = every.predict_paths(test)
+    assert all(p.explanation["encoder"] for p in predictions)  # every leaf is below 1.0
+    # the top level is left as the TF-IDF model had it: its cascade (0) sent none
+    assert [p.level1 for p in predictions] == [p.level1 for p in plain.predict_paths(test)]
+    some = HierarchicalClassifier(taxonomy=demo_taxonomy, encoder_weight=1.0, cascade=0.0,
+                                  leaf_cascade=0.5).fit(texts, labels, embed=encoder.encode)
+    some.attach_encoder(encoder)
+    sent = [p.explanation["encoder"] for p in some.predict_paths(test)]
+    confident = [p.confidence / p.confidence_level1 >= 0.5 for p in plain.predict_paths(test)]
+    assert sent == [not c for c in confident]
+
+
+def test_the_leaf_cascade_is_recorded_and_needs_the_accurate_preset(env: Path,
+                                                                    tmp_path: Path) -> None:
+    result = _train_accurate("--time-budget", "0", "--leaf-cascade", "0.7",
+                             "--output", str(tmp_path / "v"))
+    assert result.exit_code == 0, result.output
+    loaded = load_model(tmp_path / "v")
+    assert loaded.manifest["leaf_cascade"] == 0.7 and loaded.model.leaf_cascade == 0.7
+    fast = runner.invoke(app, [
+        "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
+        "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
+        "--leaf-cascade", "0.7", "--output", str(tmp_path / "f")])
+    assert fast.exit_code == 2 and "--preset accurate" in " ".join(fast.output.split())
+
+
 def test_an_encoder_model_without_its_encoder_says_so(demo_taxonomy, demo_data,
                                                       tiny_encoder: Path) -> None:
     from triage.errors import ModelNotReadyError

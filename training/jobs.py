@@ -107,6 +107,7 @@ def train_version(
     base_data: tuple[list[str], list[str]] | None = None, extra_manifest: dict | None = None,
     settings: Settings | None = None, finetune_minutes: float | None = None,
     bundled_encoder: Path | None = None, glossary: Glossary | None | str = FROM_SETTINGS,
+    leaf_cascade: float | None = None,
 ) -> LoadedModel:
     """Fit a model, measure it, write it as a new version (into ``output`` or the registry).
 
@@ -115,12 +116,18 @@ def train_version(
     and stored inside the version. ``bundled_encoder``: a fine-tuned encoder directory to train
     with and store (a retrained version keeps its parent's). ``glossary``: the node keywords to
     describe leaves with (default: ``settings.glossary``; a retrained version keeps its parent's).
+    ``leaf_cascade`` (accurate): the encoder also reads appeals whose best leaf is below it.
     """
     if preset not in PRESETS:
         raise TriageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if finetune_minutes is not None and preset != "accurate":
         raise TriageError("fine-tuning trains the encoder of the accurate preset: add "
                           "--preset accurate")
+    if leaf_cascade is not None and preset != "accurate":
+        raise TriageError("--leaf-cascade sends unsure leaves to the encoder of the accurate "
+                          "preset: add --preset accurate")
+    if leaf_cascade is not None and not 0.0 <= leaf_cascade <= 1.0:
+        raise TriageError(f"--leaf-cascade is a leaf probability from 0 to 1; got {leaf_cascade}")
     taxonomy.resolve_labels(labels)  # fail on bad labels before any long work
     settings = settings or get_settings()
     if glossary == FROM_SETTINGS:
@@ -147,7 +154,8 @@ def train_version(
                 # the fine-tuned encoder has read the held-out appeals: an optimistic figure
                 metrics["holdout_seen_by_encoder"] = True
         progress(f"training on {len(texts)} appeals")
-        model = fit_classifier(texts, labels, taxonomy=taxonomy, glossary=glossary, embed=embed)
+        model = fit_classifier(texts, labels, taxonomy=taxonomy, glossary=glossary, embed=embed,
+                               leaf_cascade=leaf_cascade)
         metrics["train_seconds"] = round(time.perf_counter() - start, 2)
         if model.fusion_ is not None:
             metrics["fusion"] = {k: round(v, 4) for k, v in asdict(model.fusion_).items()}
@@ -164,12 +172,12 @@ def train_version(
 
 def fit_classifier(
     texts: list[str], labels: list[str], *, taxonomy: Taxonomy, glossary: Glossary | None,
-    embed: Callable[[Sequence[str]], Any] | None = None,
+    embed: Callable[[Sequence[str]], Any] | None = None, leaf_cascade: float | None = None,
 ) -> HierarchicalClassifier:
     """The estimator of a version, fitted as every version is (retraining fits its control the
     same way, so that the gate compares like with like)."""
-    return HierarchicalClassifier(taxonomy=taxonomy, glossary=glossary).fit(
-        texts, labels, embed=embed)
+    return HierarchicalClassifier(taxonomy=taxonomy, glossary=glossary,
+                                  leaf_cascade=leaf_cascade).fit(texts, labels, embed=embed)
 
 
 def load_glossary(settings: Settings) -> Glossary | None:
@@ -247,6 +255,8 @@ def _manifest(
     glossary = getattr(model, "glossary", None)
     manifest["glossary"] = None if glossary is None else {
         "entries": len(glossary), "sha256": glossary.digest}
+    if getattr(model, "leaf_cascade", None) is not None:
+        manifest["leaf_cascade"] = model.leaf_cascade
     return manifest
 
 

@@ -211,6 +211,7 @@ def _train_candidate(current: LoadedModel, registry: Registry, settings: Setting
         preset=str(current.manifest.get("preset", "fast")), settings=settings,
         bundled_encoder=_bundled_encoder(current),
         glossary=getattr(current.model, "glossary", None),
+        leaf_cascade=getattr(current.model, "leaf_cascade", None),
         dispatcher=current.dispatcher, base_data=base,
         extra_manifest={"parent": current.version, "n_corrections": len(fixed[0]),
                         "frozen_evaluation": frozen.record()})
@@ -274,7 +275,8 @@ def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, f
     encoder = _encoder_of(current, candidate)
     model = fit_classifier(texts, labels, taxonomy=candidate.taxonomy,
                            glossary=getattr(candidate.model, "glossary", None),
-                           embed=None if encoder is None else encoder.encode)
+                           embed=None if encoder is None else encoder.encode,
+                           leaf_cascade=getattr(candidate.model, "leaf_cascade", None))
     if encoder is not None:
         model.attach_encoder(encoder)
     control = LoadedModel(model=model, manifest={"version": "control"}, path=candidate.path)
