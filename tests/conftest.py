@@ -126,6 +126,18 @@ def client(make_client):
     return make_client()
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty TRIAGE_HOME for the CLI (the settings are read again inside and after)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRIAGE_HOME", str(home))
+    from triage.settings import get_settings
+
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend_client(request: pytest.FixtureRequest, make_client):
     """A client of the real app on each database: SQLite in its home, or a fresh PostgreSQL

@@ -17,17 +17,6 @@ from api.cli import PREDICT_COLUMNS, app
 runner = CliRunner()
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("TRIAGE_HOME", str(home))
-    from triage.settings import get_settings
-
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
-
-
 def _train(output: Path | None, *extra: str):
     args = ["train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
             "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),

@@ -18,17 +18,6 @@ from triage.tables import read_table
 runner = CliRunner()
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("TRIAGE_HOME", str(home))
-    from triage.settings import get_settings
-
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
-
-
 def _json(result) -> dict:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout[result.stdout.index("{"):])
