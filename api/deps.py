@@ -13,7 +13,6 @@ from models.memory import CorrectionMemory
 from triage.settings import Settings
 from triage.store import writing_session
 
-
 # SQLite (and most databases) store ids as signed 64-bit integers; a larger number names no ticket
 MAX_TICKET_ID = 2**63 - 1
 TicketId = Annotated[int, Path(ge=1, le=MAX_TICKET_ID, description="a ticket id, 1 to 2**63-1")]

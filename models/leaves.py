@@ -20,7 +20,6 @@ from models.features import TextFeaturizer
 from triage.glossary import Glossary
 from triage.taxonomy import Node, Taxonomy
 
-
 OTHER = "其他"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 STALL = "西城区文昌街道文昌路夜市的烧烤摊每天摆到人行道上，烟熏火燎，晚上一点还在吆喝，行人只能走机动车道。"

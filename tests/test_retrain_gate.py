@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from conftest import DATASETS
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner

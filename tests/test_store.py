@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import postgres_url
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import postgres_url
 from sqlalchemy import Engine, delete, func, inspect, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from triage.store import (

@@ -20,7 +20,6 @@ from triage.errors import ClientIdConflictError, InvalidTicketError, NotFoundErr
 from triage.settings import Settings
 from triage.text import clean, has_text
 
-
 # A clock a little ahead, or a time zone misread, is not a future ticket.
 FUTURE_TOLERANCE = timedelta(days=1)
 

@@ -23,7 +23,6 @@ from triage.feedback import verdict_of
 from triage.performance import PerformanceSettings, TicketFacts, compute_results
 from triage.settings import Settings
 
-
 # Days a period may span: beyond them the bounds overflow Python's datetimes (9999-12-31 + 1 day,
 # or 0001-01-01 00:00 in UTC+8 read as UTC).
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
