@@ -106,7 +106,7 @@ def train(
     leaf_cascade: Annotated[float | None, typer.Option(
         "--leaf-cascade", metavar="P",
         help="accurate only: the encoder also reads appeals whose best leaf is below P (0-1); "
-        "leaf accuracy +0.03-0.04 at 0.7, but most appeals then go through the encoder "
+        "leaf accuracy +0.02-0.035 (README), but most appeals then go through the encoder "
         "(tens of tickets/s on 2 cores). Default: off")] = None,
     output: Annotated[Path | None, typer.Option(help="version directory to write")] = None,
     holdout: Annotated[float, typer.Option(help="share held out to measure the model")] = 0.1,

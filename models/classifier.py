@@ -217,10 +217,10 @@ class HierarchicalClassifier:
         """Appeals whose best leaf under their best top level is below ``leaf_cascade`` (none
         when it is unset, as in versions saved before it existed).
 
-        Sending them to the encoder too (held-out fold 1, an encoder fine-tuned 118 steps,
-        2026-12-06): at 0.7, 69% of the hand-labelled appeals go, leaf accuracy 0.563 -> 0.603
-        (test) and 0.540 -> 0.567 (development); 85% of unseen appeals go, so throughput falls
-        to about the encoder's own (20-40 appeals/s on 2 cores). Off by default."""
+        Sending them to the encoder too (held-out fold 1, the encoder fine-tuned 251 steps,
+        2026-12-06): leaf accuracy test / development 0.557 / 0.540 off, 0.592 / 0.540 at 0.5,
+        0.575 / 0.567 at 0.9; 79-96% of unseen appeals then go to the encoder, and 400 of them
+        run at 30-37 appeals/s instead of 92 (README, preset accurate). Off by default."""
         threshold = getattr(self, "leaf_cascade", None)
         unsure = np.zeros(len(p1), dtype=bool)
         if threshold is None or not len(p1):
