@@ -123,30 +123,27 @@ def train(
 ) -> None:
     """Train one model version into DIR (or into the registry); prints its metrics."""
     settings = get_settings()
-    try:
-        if output is not None:
-            check_output_dir(output)
-        tax = Taxonomy.from_file(taxonomy)
-        texts, labels = read_labelled(data, text_column=text_column, label_column=label_column,
-                                      taxonomy=tax)
-        past = (read_history(history, text_column=text_column,
-                             department_column=department_column, reply_column=reply_column)
-                if history else None)
-        registry = Registry(settings.models_dir)
-        with _status("training") as progress:
-            dispatcher = build_dispatcher(taxonomy=tax, gazetteer=gazetteer,
-                                          responsibility=responsibility, history=past,
-                                          progress=progress)
-            loaded = train_version(
-                texts=texts, labels=labels, taxonomy=tax, output=output, registry=registry,
-                preset=preset, holdout=holdout, progress=progress,
-                sources=[str(p) for p in data], dispatcher=dispatcher, settings=settings,
-                finetune_minutes=finetune_budget(preset, time_budget, settings),
-                leaf_cascade=leaf_cascade)
-        if activate and output is None:
-            registry.activate(loaded.version)
-    except TriageError as exc:
-        _fail(exc)
+    if output is not None:
+        check_output_dir(output)
+    tax = Taxonomy.from_file(taxonomy)
+    texts, labels = read_labelled(data, text_column=text_column, label_column=label_column,
+                                  taxonomy=tax)
+    past = (read_history(history, text_column=text_column,
+                         department_column=department_column, reply_column=reply_column)
+            if history else None)
+    registry = Registry(settings.models_dir)
+    with _status("training") as progress:
+        dispatcher = build_dispatcher(taxonomy=tax, gazetteer=gazetteer,
+                                      responsibility=responsibility, history=past,
+                                      progress=progress)
+        loaded = train_version(
+            texts=texts, labels=labels, taxonomy=tax, output=output, registry=registry,
+            preset=preset, holdout=holdout, progress=progress,
+            sources=[str(p) for p in data], dispatcher=dispatcher, settings=settings,
+            finetune_minutes=finetune_budget(preset, time_budget, settings),
+            leaf_cascade=leaf_cascade)
+    if activate and output is None:
+        registry.activate(loaded.version)
     manifest = loaded.manifest
     console.print(f"[green]trained[/green] version {loaded.version} at {loaded.path}")
     typer.echo(json.dumps({"version": loaded.version, "path": str(loaded.path),
@@ -164,13 +161,10 @@ def predict(
 ) -> None:
     """Classify every row of INPUT; writes the input columns plus the contract's columns."""
     settings = get_settings()
-    try:
-        check_output_file(output)
-        loaded = load_model(model)
-        table = read_table(input, keep_empty_rows=True)
-        texts = table.column(text_column)
-    except TriageError as exc:
-        _fail(exc)
+    check_output_file(output)
+    loaded = load_model(model)
+    table = read_table(input, keep_empty_rows=True)
+    texts = table.column(text_column)
     gc.freeze()  # the model's objects live until exit: keep full collections off them
     rows = []
     with _bar() as bar:
@@ -183,10 +177,7 @@ def predict(
                 rows.append({**row, **_output_cells(record, empty=not text.strip())})
             bar.advance(task, len(chunk))
     columns = table.columns + [c for c in PREDICT_COLUMNS if c not in table.columns]
-    try:
-        write_csv(output, columns, rows)
-    except TriageError as exc:
-        _fail(exc)
+    write_csv(output, columns, rows)
     review = sum(r["needs_review"] == "true" for r in rows)
     console.print(f"wrote {len(rows)} rows to {output} ({review} need review)")
 
@@ -259,10 +250,7 @@ def models_list() -> None:
 @_clean_errors
 def models_add(directory: Annotated[Path, typer.Argument(help="a trained version directory")]) -> None:
     """Register a trained directory as a new version (it is copied, never moved)."""
-    try:
-        version = Registry(get_settings().models_dir).add(directory)
-    except TriageError as exc:
-        _fail(exc)
+    version = Registry(get_settings().models_dir).add(directory)
     typer.echo(version)
 
 
@@ -270,10 +258,7 @@ def models_add(directory: Annotated[Path, typer.Argument(help="a trained version
 @_clean_errors
 def models_activate(version: Annotated[str, typer.Argument(help="a registered version")]) -> None:
     """Move the active pointer; a running service switches without a restart."""
-    try:
-        Registry(get_settings().models_dir).activate(version)
-    except TriageError as exc:
-        _fail(exc)
+    Registry(get_settings().models_dir).activate(version)
     typer.echo(f"active: {version}")
 
 
@@ -289,14 +274,11 @@ def train_sentiment(
         "| both.v1 (the mean of the two)")] = "tfidf.v1",
 ) -> None:
     """Train a feedback sentiment model into DIR; prints its metrics."""
-    try:
-        check_output_dir(output)
-        with console.status("training the sentiment model"):
-            loaded = train_sentiment_version(data=data, text_column=text_column,
-                                             label_column=label_column, output=output,
-                                             learner=learner)
-    except TriageError as exc:
-        _fail(exc)
+    check_output_dir(output)
+    with console.status("training the sentiment model"):
+        loaded = train_sentiment_version(data=data, text_column=text_column,
+                                         label_column=label_column, output=output,
+                                         learner=learner)
     typer.echo(json.dumps({"version": loaded.version, "path": str(loaded.path),
                            "metrics": loaded.manifest.get("metrics", {})},
                           ensure_ascii=False, indent=2))
@@ -311,21 +293,15 @@ def sentiment(
     output: Annotated[Path, typer.Option(help="CSV to write")],
 ) -> None:
     """Score feedback: adds sentiment_label, sentiment_score (−1..1) and reasons to every row."""
-    try:
-        check_output_file(output)
-        loaded = load_sentiment(model)
-        table = read_table(input, keep_empty_rows=True)
-        texts = table.column(text_column)
-    except TriageError as exc:
-        _fail(exc)
+    check_output_file(output)
+    loaded = load_sentiment(model)
+    table = read_table(input, keep_empty_rows=True)
+    texts = table.column(text_column)
     results = loaded.model.predict(texts)
     rows = [{**row, "sentiment_label": r.label, "sentiment_score": f"{r.score:.4f}",
              "reasons": "|".join(r.reasons)} for row, r in zip(table.rows, results, strict=True)]
     extra = ["sentiment_label", "sentiment_score", "reasons"]
-    try:
-        write_csv(output, table.columns + [c for c in extra if c not in table.columns], rows)
-    except TriageError as exc:
-        _fail(exc)
+    write_csv(output, table.columns + [c for c in extra if c not in table.columns], rows)
     negative = sum(r.label == "negative" for r in results)
     console.print(f"wrote {len(rows)} rows to {output} ({negative} negative)")
 
@@ -342,12 +318,9 @@ def retrain(
     from training.retrain import retrain as run_retrain
 
     settings = get_settings()
-    try:
-        with _database(settings) as session, _status("retraining") as progress:
-            report = run_retrain(session=session, settings=settings, tolerance=tolerance,
-                                 progress=progress)
-    except TriageError as exc:
-        _fail(exc)
+    with _database(settings) as session, _status("retraining") as progress:
+        report = run_retrain(session=session, settings=settings, tolerance=tolerance,
+                             progress=progress)
     typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
 
 
@@ -382,15 +355,12 @@ def import_file(
     if kind not in {"feedback", "events"}:
         _fail(TriageError(f"import what? {kind!r}: say feedback or events"))
     settings = get_settings()
-    try:
-        table = read_table(file)
-        sentiment = ensure_default_sentiment(settings) if kind == "feedback" else None
-        with _database(settings) as session:
-            count = import_rows(session=session, rows=table.rows, row_numbers=table.row_numbers,
-                                kind=kind, sentiment=sentiment, zone=settings.timezone)
-            session.commit()
-    except TriageError as exc:
-        _fail(exc)
+    table = read_table(file)
+    sentiment = ensure_default_sentiment(settings) if kind == "feedback" else None
+    with _database(settings) as session:
+        count = import_rows(session=session, rows=table.rows, row_numbers=table.row_numbers,
+                            kind=kind, sentiment=sentiment, zone=settings.timezone)
+        session.commit()
     console.print(f"imported {count} {kind} rows from {file}")
 
 
@@ -416,15 +386,12 @@ def report(
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except (ValueError, OverflowError) as exc:
         _fail(TriageError(f"dates are YYYY-MM-DD ({exc})"))
-    try:
-        check_output_file(output)
-        with _database(settings) as session:
-            data = reports.satisfaction_report(session=session, settings=settings, start=first,
-                                               end=last, unit=unit, subitem=subitem)
-        with writing(output):
-            _write_report(data, output, settings)
-    except TriageError as exc:
-        _fail(exc)
+    check_output_file(output)
+    with _database(settings) as session:
+        data = reports.satisfaction_report(session=session, settings=settings, start=first,
+                                           end=last, unit=unit, subitem=subitem)
+    with writing(output):
+        _write_report(data, output, settings)
     console.print(f"wrote the report of {data['tickets']} tickets to {output}")
 
 

@@ -79,8 +79,8 @@ def holdout_metrics(
         return {}
     train, test = train_test_split(
         list(range(len(texts))), test_size=fraction, stratify=level1, random_state=0)
-    model = HierarchicalClassifier(taxonomy=taxonomy, glossary=glossary).fit(
-        [texts[i] for i in train], [labels[i] for i in train], embed=embed)
+    model = fit_classifier([texts[i] for i in train], [labels[i] for i in train],
+                           taxonomy=taxonomy, glossary=glossary, embed=embed)
     if embed is not None:
         model.attach_encoder(_Embedder(embed))
     predicted = [p.level1 for p in model.predict_paths([texts[i] for i in test], explain=False)]

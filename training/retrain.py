@@ -32,6 +32,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,14 @@ class FrozenSet:
     labels: list[str]
     source: str
 
+    @cached_property
     def keys(self) -> set[str]:
         """The appeals as a stored ticket reads them (masked, normalised)."""
         return {_key(t) for t in self.texts}
 
     def record(self) -> dict[str, Any]:
         """What a version trained without this set records of it."""
-        digest = hashlib.sha256("\x1e".join(sorted(self.keys())).encode("utf-8")).hexdigest()
+        digest = hashlib.sha256("\x1e".join(sorted(self.keys)).encode("utf-8")).hexdigest()
         return {"source": self.source, "n": len(self.texts), "sha256": digest}
 
 
@@ -171,7 +173,7 @@ def retrain(*, session: Session, settings: Settings, progress: Progress = lambda
     fixed_texts, fixed_labels, conflicts = corrections_data(session)
     fixed = _valid_corrections(current, fixed_texts, fixed_labels)
     fixed, set_aside = _set_aside(current, frozen, fixed)
-    kept = _without(base, frozen.keys() | {_key(t) for t in fixed[0]})
+    kept = _without(base, frozen.keys | {_key(t) for t in fixed[0]})
     candidate = _train_candidate(current, registry, settings, kept, fixed, base, frozen, progress)
     progress("evaluating the candidate")
     scores = {"candidate": score(candidate, frozen.texts, frozen.labels),
@@ -257,10 +259,10 @@ def _active_is_fair(current: LoadedModel, base: Pairs, frozen: FrozenSet) -> tup
         return True, "it was itself trained without these evaluation appeals"
     if current.manifest.get("training_data_sha256") != data_hash(*base):
         return False, "what it was trained on is not on record to check against the set"
-    seen = len(frozen.keys() & {_key(t) for t in base[0]})
+    seen = len(frozen.keys & {_key(t) for t in base[0]})
     if not seen:
         return True, "it was trained on its base data alone, which holds none of them"
-    return False, f"it was trained on {seen} of the {len(frozen.keys())} evaluation appeals"
+    return False, f"it was trained on {seen} of the {len(frozen.keys)} evaluation appeals"
 
 
 def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, frozen: FrozenSet,
@@ -270,7 +272,7 @@ def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, f
     the evaluation appeals, but without the corrections (the candidate itself when none)."""
     if not fixed[0]:
         return dict(scores["candidate"])
-    texts, labels = _without(base, frozen.keys())
+    texts, labels = _without(base, frozen.keys)
     progress(f"training the control on the same {len(texts)} base appeals, no corrections")
     encoder = _encoder_of(current, candidate)
     model = fit_classifier(texts, labels, taxonomy=candidate.taxonomy,
@@ -303,7 +305,7 @@ def _comparison(baseline: str, why: str, current: LoadedModel, kept: Pairs, fixe
     if baseline == "active":
         return (f"{candidate} vs the active model {current.version} {where}: {why}"
                 + _shared_encoder(current, base, frozen))
-    n_control = len(_without(base, frozen.keys())[0])
+    n_control = len(_without(base, frozen.keys)[0])
     own = " (the candidate is its own control: no corrections to train on)" if not fixed[0] else ""
     return (f"{candidate} vs a control fitted the same way on the same {n_control} base appeals "
             f"without the corrections{own} {where}; not the active model {current.version}: "
@@ -316,7 +318,7 @@ def _shared_encoder(current: LoadedModel, base: Pairs, frozen: FrozenSet) -> str
     holding evaluation appeals, both sides of the gate read them through it (said, not hidden)."""
     if _bundled_encoder(current) is None:
         return ""
-    seen = len(frozen.keys() & {_key(t) for t in base[0]})
+    seen = len(frozen.keys & {_key(t) for t in base[0]})
     return "" if not seen else (
         f"; both use the fine-tuned encoder kept from the base data, which read {seen} of the "
         "evaluation appeals while fine-tuning: the comparison holds, both figures are optimistic")

@@ -109,9 +109,14 @@ class Verdict:
     uninformative: bool
 
 
+def said_when(row: store.Feedback) -> tuple[datetime, int]:
+    """Order of a ticket's feedback: when the citizen gave it, then the order stored."""
+    return row.at, row.id
+
+
 def verdict_of(feedback: Sequence[store.Feedback]) -> Verdict:
     """The verdict of one ticket's feedback rows (in any order)."""
-    ordered = sorted(feedback, key=lambda f: (f.at, f.id))
+    ordered = sorted(feedback, key=said_when)
     rated = [f.rating for f in ordered if f.rating]
     read = [f.sentiment_label for f in ordered if f.text and f.sentiment_label]
     return Verdict(rating=rated[-1] if rated else None, sentiment_label=read[-1] if read else None,
@@ -131,7 +136,7 @@ def dissatisfied(feedback: Sequence[store.Feedback]) -> bool:
     if verdict.rating == "不满意" or (verdict.rating is None
                                        and verdict.sentiment_label == "negative"):
         return True
-    return is_unhappy(max(feedback, key=lambda f: (f.at, f.id)))
+    return is_unhappy(max(feedback, key=said_when))
 
 
 def record_event(

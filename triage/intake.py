@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -135,7 +135,10 @@ def create_tickets(
     """
     for item in items:
         _validate(item, settings)
-    texts = [classify_text(clean(t.title) if t.title else None, clean(t.text)) for t in items]
+    # masked and normalised once: what is stored, classified and compared with a retry
+    items = [replace(i, text=clean(i.text), title=clean(i.title) if i.title else None)
+             for i in items]
+    texts = [classify_text(t.title, t.text) for t in items]
     unique = list(dict.fromkeys(texts))
     predicted = dict(zip(unique, predict_records(loaded=loaded, settings=settings, memory=memory,
                                                  texts=unique), strict=True))
@@ -164,7 +167,7 @@ def _add(session: Session, item: TicketIn, settings: Settings) -> tuple[store.Ti
     try:
         with session.begin_nested():
             ticket = store.add_ticket(
-                session, text=clean(item.text), title=clean(item.title) if item.title else None,
+                session, text=item.text, title=item.title,
                 channel=item.channel, client_id=item.client_id,
                 received_at=_aware(item.received_at, settings) or datetime.now(UTC),
             )
@@ -179,8 +182,7 @@ def _add(session: Session, item: TicketIn, settings: Settings) -> tuple[store.Ti
 def _same_appeal(ticket: store.Ticket, item: TicketIn, *, in_batch: bool = False) -> None:
     """A ``client_id`` makes a retry idempotent; another appeal under it would be lost silently
     (the caller would get the earlier ticket back), so it is refused with the ticket it names."""
-    title = clean(item.title) if item.title else None
-    if item.client_id and (ticket.text != clean(item.text) or (ticket.title or None) != title):
+    if item.client_id and (ticket.text != item.text or (ticket.title or None) != item.title):
         if in_batch:  # the earlier one is not stored either: the batch is refused whole
             raise ClientIdConflictError(
                 f"client_id {item.client_id!r} is given to two different appeals in this batch: "

@@ -12,6 +12,7 @@ from models.artifacts import LoadedModel
 from models.memory import CorrectionMemory
 from triage import store
 from triage.errors import InvalidTicketError, LabelError
+from triage.feedback import said_when
 from triage.intake import classify_text, get_ticket
 
 SENTIMENTS = ("positive", "neutral", "negative")
@@ -78,7 +79,7 @@ def record_correction(
         "level1": latest.level1, "subitem": latest.subitem, "department": latest.department,
         "co_departments": latest.co_departments}
     if ticket.feedback:
-        before["sentiment"] = max(ticket.feedback, key=lambda f: (f.at, f.id)).sentiment_label
+        before["sentiment"] = max(ticket.feedback, key=said_when).sentiment_label
     row = store.add_correction(session, ticket=ticket, values={
         "prediction_id": latest.id if latest else None,
         "model_version": latest.model_version if latest else loaded.version,

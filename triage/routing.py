@@ -189,7 +189,7 @@ class ResponsibilityList:
         district = district or self._district_of(street)
         lead, co = entry.resolve(district, street)
         key = unit_key(unit)
-        if unit in (lead, *co) or key in {unit_key(u) for u in (lead, *co)}:
+        if key in {unit_key(u) for u in (lead, *co)}:
             return True
         if unit.startswith("属地"):  # the generic unit (属地街道办事处) is that of the appeal's place
             return key in {unit_key(fill_unit(t)) for t in entry.units if "{" in t}
