@@ -129,6 +129,19 @@ def test_taxonomy_department_then_default(demo) -> None:
     assert nothing.lead == DEFAULT and nothing.needs_review
 
 
+def test_no_unit_at_all_says_why_it_needs_a_person(tmp_path: Path) -> None:
+    """A taxonomy without departments (the contest's), no list, no history: the hotline office
+    dispatches by hand, and the reason says so (the reason once went missing: 1,644 of 4,326
+    unseen appeals came out of ``triage predict`` flagged with an empty review_reason)."""
+    csv = tmp_path / "bare.csv"
+    csv.write_text("一级分类,二级分类,三级分类\n城乡建设,市政管理,路灯\n", encoding="utf-8")
+    [route] = Dispatcher(Taxonomy.from_file(csv)).route(
+        ["小区门口路灯坏了半个月"], ["城乡建设/市政管理/路灯"], default_unit=DEFAULT)
+    assert route.lead == DEFAULT and route.source == "default"
+    assert route.needs_review and route.review_reason == "没有可派的责任单位，需人工派单"
+    assert route.kind_confidence is None
+
+
 def test_street_unit_without_an_address_is_the_generic_local_office(demo) -> None:
     tax, places, rules = demo
     [route] = Dispatcher(tax, places, rules).route(["楼上邻居天天半夜拖椅子，沟通多次没用"],

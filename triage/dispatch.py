@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 from triage.address import Address, Gazetteer, extract_address
@@ -56,6 +56,7 @@ class Route:
     confidence: float
     source: str
     address: Address
+    _: KW_ONLY  # the optional parts by name only: a positional reason once landed in kind_confidence
     needs_review: bool = False
     kind_confidence: float | None = None  # history: the router's confidence in the lead's kind
     review_reason: str = ""
@@ -89,8 +90,8 @@ class Dispatcher:
         route = (self._from_list(subitem, address, returned)
                  or self._from_history(history, ranked, address)
                  or self._from_taxonomy(subitem, address, returned)
-                 or Route(default_unit, [], 0.0, "default", address, True,
-                          "没有可派的责任单位，需人工派单"))
+                 or Route(default_unit, [], 0.0, "default", address, needs_review=True,
+                          review_reason="没有可派的责任单位，需人工派单"))
         self._check(route, subitem, history, excluded)
         route.explanation.update({"source": route.source, "address": address.to_dict(),
                                   "history": [{"unit": u, "p": round(p, 4)} for u, p in history[:3]]})
