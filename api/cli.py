@@ -22,12 +22,13 @@ from models.sentiment import load_sentiment
 from training.jobs import finetune_budget, read_labelled, train_version
 from training.routing import build_dispatcher, read_history
 from training.sentiment import train_sentiment_version
-from triage.errors import TriageError
+from triage.errors import ArtifactError, InputFileError, TriageError
 from triage.intake import predict_records
 from triage.outputs import check_output_dir, check_output_file, writing
 from triage.settings import Settings, get_settings
 from triage.tables import read_table, write_csv
 from triage.taxonomy import Taxonomy
+from triage.text import clean
 
 app = typer.Typer(help="Appeal triage for a 12345 citizen-appeal hotline.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: list, add, activate.", no_args_is_help=True)
@@ -37,6 +38,7 @@ console = Console(stderr=True)
 PREDICT_COLUMNS = ["level1", "subitem", "subitem_alternatives", "confidence", "confidence_level1",
                    "department", "co_departments", "district", "street", "needs_review",
                    "review_reason", "model_version"]
+SENTIMENT_COLUMNS = ["sentiment_label", "sentiment_score", "reasons"]
 CHUNK = 20_000  # rows per progress step; each step shares one worker pool
 EMPTY_TEXT = "诉求内容为空"  # the review reason of a row whose text cell is empty
 LISTED = 5  # problems an error message lists before "… and N more"
@@ -124,13 +126,20 @@ def train(
     """Train one model version into DIR (or into the registry); prints its metrics."""
     settings = get_settings()
     if output is not None:
-        check_output_dir(output)
+        _check_new_version_dir(output)
+    for option, column in (("--department-column", department_column),
+                           ("--reply-column", reply_column)):
+        if column is not None and not history:
+            raise InputFileError(f"{option} names a column of the --history files: give "
+                                 f"--history FILE with it, or leave {option} out")
     tax = Taxonomy.from_file(taxonomy)
     texts, labels = read_labelled(data, text_column=text_column, label_column=label_column,
                                   taxonomy=tax)
     past = (read_history(history, text_column=text_column,
                          department_column=department_column, reply_column=reply_column)
             if history else None)
+    if past is not None:
+        console.print(f"history: {past.summary()}", highlight=False)
     registry = Registry(settings.models_dir)
     with _status("training") as progress:
         dispatcher = build_dispatcher(taxonomy=tax, gazetteer=gazetteer,
@@ -164,7 +173,10 @@ def predict(
     check_output_file(output)
     loaded = load_model(model)
     table = read_table(input, keep_empty_rows=True)
-    texts = table.column(text_column)
+    # what the model reads is what the API reads (full-width Ａ３区 -> A3区, PII masked); the
+    # output keeps the user's cells verbatim
+    texts = [clean(text) for text in table.column(text_column)]
+    renamed = _renamed_inputs(table.columns, PREDICT_COLUMNS)
     gc.freeze()  # the model's objects live until exit: keep full collections off them
     rows = []
     with _bar() as bar:
@@ -174,12 +186,45 @@ def predict(
             records = predict_records(loaded=loaded, settings=settings, texts=chunk, explain=False)
             for row, text, record in zip(table.rows[start : start + CHUNK], chunk, records,
                                          strict=True):
-                rows.append({**row, **_output_cells(record, empty=not text.strip())})
+                rows.append({**{renamed.get(c, c): v for c, v in row.items()},
+                             **_output_cells(record, empty=not text.strip())})
             bar.advance(task, len(chunk))
-    columns = table.columns + [c for c in PREDICT_COLUMNS if c not in table.columns]
-    write_csv(output, columns, rows)
+    write_csv(output, [renamed.get(c, c) for c in table.columns] + PREDICT_COLUMNS, rows)
+    _say_renamed(renamed)
     review = sum(r["needs_review"] == "true" for r in rows)
     console.print(f"wrote {len(rows)} rows to {output} ({review} need review)")
+
+
+def _say_renamed(renamed: dict[str, str]) -> None:
+    if renamed:
+        console.print("input columns named like output columns kept as: " + escape(", ".join(
+            f"{old} -> {new}" for old, new in renamed.items())), highlight=False)
+
+
+def _renamed_inputs(columns: list[str], outputs: list[str]) -> dict[str, str]:
+    """Input columns named like an output column, and the names they are kept under so that no
+    user value is overwritten: ``district`` -> ``district_input`` (``district_input2`` ... when
+    that name is taken too)."""
+    taken = set(columns) | set(outputs)
+    renamed: dict[str, str] = {}
+    for column in (c for c in columns if c in outputs):
+        name, n = f"{column}_input", 1
+        while name in taken:
+            n += 1
+            name = f"{column}_input{n}"
+        renamed[column] = name
+        taken.add(name)
+    return renamed
+
+
+def _check_new_version_dir(output: Path) -> None:
+    """Refuse, before any work, an output the version cannot be written to: a file, an unwritable
+    place, or a directory that already holds files (the writer would refuse it only after
+    training, up to half an hour later with ``--preset accurate``)."""
+    check_output_dir(output)
+    if output.is_dir() and any(output.iterdir()):
+        raise ArtifactError(f"{output} is not empty: a version is never overwritten; give a new "
+                            "or empty directory")
 
 
 def _output_cells(record: dict, *, empty: bool = False) -> dict[str, str]:
@@ -274,7 +319,7 @@ def train_sentiment(
         "| both.v1 (the mean of the two)")] = "tfidf.v1",
 ) -> None:
     """Train a feedback sentiment model into DIR; prints its metrics."""
-    check_output_dir(output)
+    _check_new_version_dir(output)
     with console.status("training the sentiment model"):
         loaded = train_sentiment_version(data=data, text_column=text_column,
                                          label_column=label_column, output=output,
@@ -298,10 +343,12 @@ def sentiment(
     table = read_table(input, keep_empty_rows=True)
     texts = table.column(text_column)
     results = loaded.model.predict(texts)
-    rows = [{**row, "sentiment_label": r.label, "sentiment_score": f"{r.score:.4f}",
-             "reasons": "|".join(r.reasons)} for row, r in zip(table.rows, results, strict=True)]
-    extra = ["sentiment_label", "sentiment_score", "reasons"]
-    write_csv(output, table.columns + [c for c in extra if c not in table.columns], rows)
+    renamed = _renamed_inputs(table.columns, SENTIMENT_COLUMNS)
+    rows = [{**{renamed.get(c, c): v for c, v in row.items()}, "sentiment_label": r.label,
+             "sentiment_score": f"{r.score:.4f}", "reasons": "|".join(r.reasons)}
+            for row, r in zip(table.rows, results, strict=True)]
+    write_csv(output, [renamed.get(c, c) for c in table.columns] + SENTIMENT_COLUMNS, rows)
+    _say_renamed(renamed)
     negative = sum(r.label == "negative" for r in results)
     console.print(f"wrote {len(rows)} rows to {output} ({negative} negative)")
 

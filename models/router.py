@@ -145,7 +145,13 @@ class HistoryRouter:
         """
         self._check_lengths(texts, units, kinds)
         self.featurizer_ = TextFeaturizer(min_df=self.min_df)
-        X = self.featurizer_.fit_transform(list(texts))
+        try:
+            X = self.featurizer_.fit_transform(list(texts))
+        except ValueError as exc:  # no term in min_df tickets: an empty vocabulary
+            raise LabelError(
+                f"the {len(texts)} past tickets share no word or character (each term must be "
+                f"in at least {self.min_df} tickets): routing cannot be learnt from them; give "
+                "more past tickets") from exc
         return self.fit_features(X, units, texts=texts, kinds=kinds)
 
     def fit_features(

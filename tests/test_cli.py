@@ -300,6 +300,14 @@ def test_sentiment_keeps_rows_whose_text_is_empty(home: Path, tmp_path: Path) ->
     assert [r["反馈"] for r in _rows(out)] == ["非常满意", "", "推来推去，没人管"]
 
 
+def test_sentiment_keeps_input_columns_named_like_its_output(home: Path, tmp_path: Path) -> None:
+    _sentiment_model(tmp_path)
+    result, out = _score_feedback(tmp_path, "反馈,sentiment_label\n推来推去，没人管,回访员判断:差\n")
+    assert "sentiment_label -> sentiment_label_input" in _said(result)
+    [row] = _rows(out)
+    assert row["sentiment_label_input"] == "回访员判断:差" and row["sentiment_label"] == "negative"
+
+
 def _unwritable(tmp_path: Path) -> list[Path]:
     (tmp_path / "a_directory.csv").mkdir()
     (tmp_path / "a_file").write_text("x", encoding="utf-8")
@@ -387,3 +395,48 @@ def test_models_list_shows_the_gate_figures(home: Path, tmp_path: Path) -> None:
         assert rows[version]["measured_on"] == "frozen evaluation set: demo_test.csv (70 appeals)"
     assert float(rows[own]["level1_macro_f1"]) > 0.5
     assert rows[own]["measured_on"] == "held-out 10% of its training data (42 appeals)"
+
+
+def test_predict_keeps_input_columns_named_like_output_columns(home: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path / "v1").exit_code == 0
+    source = tmp_path / "in.csv"
+    source.write_text("id,text,district,department,district_input\n"
+                      "1,东城区和平街道路灯坏了,原区字段,原部门,已有\n", encoding="utf-8")
+    result = _predict(tmp_path / "v1", source, tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    said = _said(result)
+    assert ("input columns named like output columns kept as: district -> district_input2, "
+            "department -> department_input") in said
+    [row] = _rows(tmp_path / "out.csv")
+    assert list(row) == ["id", "text", "district_input2", "department_input", "district_input",
+                         *PREDICT_COLUMNS]
+    assert (row["district_input2"], row["department_input"], row["district_input"]) == (
+        "原区字段", "原部门", "已有")
+    assert row["district"] == "东城区" and row["department"] not in {"", "原部门"}
+
+
+def test_train_refuses_a_non_empty_output_before_training(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import api.cli
+
+    def never(**_: Any) -> None:
+        raise AssertionError("trained before refusing the output directory")
+
+    monkeypatch.setattr(api.cli, "train_version", never)
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "notes.txt").write_text("mine", encoding="utf-8")
+    result = _train(tmp_path / "v")
+    assert result.exit_code == 2, result.output
+    assert "is not empty: a version is never overwritten" in _said(result)
+    assert (tmp_path / "v" / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_predict_reads_full_width_addresses_as_the_api_does(home: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path / "v1").exit_code == 0
+    source = tmp_path / "in.csv"
+    source.write_text("text\nＡ３区桂花坪街道小区路灯不亮\n", encoding="utf-8")
+    result = _predict(tmp_path / "v1", source, tmp_path / "out.csv")
+    assert result.exit_code == 0, result.output
+    [row] = _rows(tmp_path / "out.csv")
+    assert row["text"] == "Ａ３区桂花坪街道小区路灯不亮"  # the user's cell, verbatim
+    assert (row["district"], row["street"]) == ("A3区", "桂花坪街道")

@@ -336,3 +336,8 @@ def test_a_router_saved_before_it_kept_spellings_answers_in_standard_names() -> 
     saved.__dict__.update(state)
     loaded = pickle.loads(pickle.dumps(saved))
     assert loaded.predict(["烧烤摊占道经营到半夜"]) == ["市城管局"]
+
+
+def test_past_tickets_that_share_no_word_are_refused_in_a_sentence() -> None:
+    with pytest.raises(LabelError, match="share no word"):
+        HistoryRouter().fit(["小区垃圾没人清理臭气熏天", "学校乱收费补课"], ["市城管局", "市教育局"])

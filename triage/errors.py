@@ -83,3 +83,8 @@ class ReturnRefusedError(TriageError):
     ticket, it returned it already, or it is the hotline office that dispatches by hand."""
 
     status_code = 409
+
+
+class HistoryError(InputFileError):
+    """Past tickets (``--history``) that cannot teach routing: too few usable rows, or a single
+    unit to choose."""

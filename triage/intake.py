@@ -49,7 +49,8 @@ def predict_records(
     *, loaded: LoadedModel, settings: Settings, texts: list[str], explain: bool = True,
     exclude: list[list[str]] | None = None, memory: CorrectionMemory | None = None,
 ) -> list[dict[str, Any]]:
-    """Classify and route appeals: the stored form of each prediction.
+    """Classify and route appeals (cleaned by ``triage.text.clean``, as the API and the CLI
+    pass them): the stored form of each prediction.
 
     Staff corrections come first: an appeal like a corrected one (``memory``) takes the
     corrected sub-item (its leaf chosen under the corrected node) and department.
