@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    StringConstraints,
     model_validator,
 )
 
@@ -92,7 +93,9 @@ class CorrectionPublic(BaseModel):
 
 class ReturnCreate(Incoming):
 
-    unit: str = Field(min_length=1, max_length=200, description="the unit sending the ticket back")
+    # stripped first: a unit of spaces only is as empty as "" (one 422 with its field for both)
+    unit: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] \
+        = Field(description="the unit sending the ticket back")
     reason: str | None = Field(None, max_length=2_000)
 
 

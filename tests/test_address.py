@@ -45,7 +45,8 @@ def test_full_known_address(gaz: Gazetteer) -> None:
     assert address == Address("西城区", "文昌街道", "锦绣社区", ("西城区", "文昌街道", "锦绣社区"))
     assert address.to_dict() == {"district": "西城区", "street": "文昌街道",
                                  "community": "锦绣社区",
-                                 "evidence": ["西城区", "文昌街道", "锦绣社区"]}
+                                 "evidence": ["西城区", "文昌街道", "锦绣社区"],
+                                 "conflict": ""}
 
 
 def test_street_implies_its_district(gaz: Gazetteer) -> None:
@@ -226,3 +227,50 @@ def test_yaml_gazetteer_errors(tmp_path: Path) -> None:
         Gazetteer.from_file(_write(tmp_path / "g.yaml", "- district: 东城区\n- streets: [和平街道]\n"))
     with pytest.raises(RoutingError, match="entry 1, street 1 has no name"):
         Gazetteer.from_file(_write(tmp_path / "g.yaml", "- district: 东城区\n  streets: [{}]\n"))
+
+
+@pytest.mark.parametrize("yaml_text", [
+    "- district: 东城区\n  streets: 和平街道\n",
+    "- district: 东城区\n  streets:\n    - name: 和平街道\n      communities: 幸福里社区\n",
+])
+def test_a_bare_string_in_yaml_is_one_name_not_its_characters(tmp_path: Path,
+                                                              yaml_text: str) -> None:
+    gaz = Gazetteer.from_file(_write(tmp_path / "g.yaml", yaml_text))
+    assert gaz.streets("东城区") == ("和平街道",)
+    assert gaz.communities("和平街道") in {(), ("幸福里社区",)}
+    assert extract_address("和平街道路灯坏了", gaz).street == "和平街道"
+    if "communities" in yaml_text:
+        assert gaz.communities("和平街道") == ("幸福里社区",)
+
+
+# -- a district the text names against the street's own district ------------------------------
+def test_a_district_that_contradicts_the_streets_district_is_a_conflict(
+        demo_gaz: Gazetteer) -> None:
+    address = extract_address("东城区西关街道某小区物业不管事", demo_gaz)
+    # the citizen's district is kept, the street of another district is not paired with it
+    assert (address.district, address.street) == ("东城区", "")
+    assert "东城区" in address.conflict and "西关街道" in address.conflict
+    assert "西城区" in address.conflict
+    assert address.to_dict()["conflict"] == address.conflict
+
+
+def test_an_unknown_district_the_text_names_is_not_dropped_for_a_known_street(
+        demo_gaz: Gazetteer) -> None:
+    address = extract_address("A3区文昌街道路灯坏了", demo_gaz)
+    assert (address.district, address.street) == ("A3区", "")
+    assert "A3区" in address.conflict and "文昌街道" in address.conflict
+
+
+def test_a_street_of_the_district_the_text_names_is_no_conflict(demo_gaz: Gazetteer) -> None:
+    address = extract_address("东城区和平街道人民路菜市场门口", demo_gaz)
+    assert (address.district, address.street, address.conflict) == ("东城区", "和平街道", "")
+    assert extract_address("文昌街道路灯坏了", demo_gaz).conflict == ""
+
+
+def test_a_known_street_does_not_match_inside_a_longer_name(demo_gaz: Gazetteer) -> None:
+    address = extract_address("K3县新和平街道路灯坏了", demo_gaz)
+    assert (address.district, address.street, address.conflict) == ("K3县", "", "")
+    assert extract_address("新和平街道路灯坏了", demo_gaz).district == ""
+    # the known name still matches after a district, a lead-in or sentence glue
+    for text in ("东城区和平街道路灯坏了", "反映和平街道路灯坏了", "我家在和平街道，路灯坏了"):
+        assert extract_address(text, demo_gaz).street == "和平街道", text

@@ -232,7 +232,9 @@ def test_history_that_agrees_with_the_list_raises_no_conflict(demo, list_spelled
         responsibility=DATASETS / "demo_responsibility.csv", history=list_spelled_history)
     assert dispatcher is not None
     routes = dispatcher.route(NEW_APPEALS, [CLEANING, HOUSING], default_unit=DEFAULT)
-    assert not any(r.needs_review for r in routes), [r.review_reason for r in routes]
+    # no conflict with the history: the only reason is the address neither appeal names
+    # (its co-handler is the placeholder 属地...)
+    assert [r.review_reason for r in routes] == ["地址不明，需人工确定属地单位"] * 2
     assert [r.lead for r in routes] == ["市城市管理局", "市住房和城乡建设局"]
     # the router, sure of them, names them as the history (and the list) spell them
     assert [r.explanation["history"][0] for r in routes] == [
@@ -271,3 +273,33 @@ def test_history_naming_the_lists_unit_in_its_short_form_is_no_conflict(demo) ->
     [route] = Dispatcher(tax, places, rules, router).route([STALL_TEXT], [STALLS],
                                                            default_unit=DEFAULT)
     assert route.lead == "东城区城市管理和综合执法局" and not route.needs_review
+
+
+PROPERTY = "城乡建设/物业管理/物业服务与公共设施维护"  # the list: {district}{street}办事处 co-handles
+
+
+def test_a_district_against_the_streets_district_asks_a_person(demo) -> None:
+    tax, places, rules = demo
+    [route] = Dispatcher(tax, places, rules).route(["东城区西关街道某小区物业不管事"], [PROPERTY],
+                                                   default_unit=DEFAULT)
+    units = [route.lead, *route.co]
+    assert "东城区西关街道办事处" not in units  # no office of a street from another district
+    assert not any("西关街道" in u and "西城区" not in u for u in units)
+    assert route.needs_review
+    assert "东城区" in route.review_reason and "西关街道" in route.review_reason
+    assert "西城区" in route.review_reason
+    assert route.explanation["address"]["conflict"]
+
+
+def test_a_placeholder_unit_asks_a_person_to_name_the_local_unit(demo) -> None:
+    tax, places, rules = demo
+    [route] = Dispatcher(tax, places, rules).route(["路边流动摊贩占道卖菜，车过不去"], [STALLS],
+                                                   default_unit=DEFAULT)
+    assert route.lead.startswith("属地") or any(u.startswith("属地") for u in route.co)
+    assert route.needs_review and "地址不明，需人工确定属地单位" in route.review_reason
+
+
+def test_a_full_address_leaves_no_placeholder_and_no_review(demo) -> None:
+    tax, places, rules = demo
+    [route] = Dispatcher(tax, places, rules).route([STALL_TEXT], [STALLS], default_unit=DEFAULT)
+    assert not route.needs_review and route.review_reason == ""

@@ -179,3 +179,25 @@ def test_composite_reads_to_four_decimals_in_json_and_csv(client: TestClient) ->
     header, line = csv_export.content.decode("utf-8").splitlines()[:2]
     shown = line.split(",")[header.split(",").index("composite")]
     assert len(shown.split(".")[-1]) <= 4, shown
+
+
+def test_a_returned_event_needs_a_unit_that_holds_the_ticket(client: TestClient,
+                                                              ticket_id: int) -> None:
+    stranger = client.post(f"/v1/tickets/{ticket_id}/events",
+                           json={"type": "returned", "unit": "完全无关的单位"})
+    assert stranger.status_code == 409
+    assert stranger.json()["detail"].startswith(
+        f"完全无关的单位 cannot return ticket {ticket_id}: only a unit that holds it can")
+    # the lead and co-handler of the dispatch hold it, under any spelling
+    for unit in ("东城区城管局", "东城区和平街道办事处"):
+        held = client.post(f"/v1/tickets/{ticket_id}/events",
+                           json={"type": "returned", "unit": unit})
+        assert held.status_code == 201, held.text
+    # a unit a dispatched event sent it to holds it too
+    client.post(f"/v1/tickets/{ticket_id}/events",
+                json={"type": "dispatched", "unit": "东城区市场监督管理局"})
+    assert client.post(f"/v1/tickets/{ticket_id}/events",
+                       json={"type": "returned", "unit": "东城区市场监督管理局"}).status_code == 201
+    # other events name any unit
+    assert client.post(f"/v1/tickets/{ticket_id}/events",
+                       json={"type": "received", "unit": "完全无关的单位"}).status_code == 201

@@ -157,3 +157,49 @@ def test_after_a_staff_correction_a_return_routes_by_the_corrected_subitem(
     assert (latest["subitem"], latest["level1"], latest["confidence"]) == (noise, "环境保护", 1.0)
     assert latest["department"] == "市公安局"
     assert latest["explanation"]["subitem_from"]["reviewer"] == "王芳"
+
+
+# 流动摊贩 with no place named: the list's {district} and {street} stay 属地.
+NO_PLACE = "路边天天有流动摊贩占道卖菜，早上七点堵得车过不去，城管来了就跑。"
+# 邻里矛盾纠纷 in 西城区文昌街道: the list's {district}{street}办事处 leads.
+NEIGHBOURS = ("我住在西城区文昌街道阳光新城，楼上住户每天晚上十一点以后还在家里拖桌椅、跳绳，上去敲门"
+              "沟通过，对方态度很差。物业调解过两次没用，恳请社区和街道出面协调邻里矛盾。")
+
+
+def test_a_ticket_held_by_a_placeholder_unit_is_reviewed_and_a_concrete_unit_returns_it(
+        client: TestClient) -> None:
+    ticket = client.post("/v1/tickets", json={"text": NO_PLACE}).json()
+    prediction = ticket["prediction"]
+    assert prediction["department"] == "属地区城市管理和综合执法局"
+    assert prediction["needs_review"] is True
+    assert "地址不明，需人工确定属地单位" in prediction["review_reason"]
+    response = _return(client, ticket["id"], "东城区城市管理和综合执法局", "不在本区")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    # stored under the routed name, which re-routing leaves out
+    assert [r["unit"] for r in body["returns"]] == ["属地区城市管理和综合执法局"]
+    assert body["prediction"]["department"] != "属地区城市管理和综合执法局"
+    # another body than the placeholder's is still no holder
+    other = client.post("/v1/tickets", json={"text": NO_PLACE}).json()
+    assert "cannot return ticket" in _refused(client, other["id"], "东城区教育局")
+
+
+def test_a_street_office_named_without_its_district_is_the_holder(client: TestClient) -> None:
+    ticket = client.post("/v1/tickets", json={"text": NEIGHBOURS}).json()
+    assert ticket["prediction"]["department"] == "西城区文昌街道办事处"
+    response = _return(client, ticket["id"], "文昌街道办事处")
+    assert response.status_code == 201, response.text
+    assert [r["unit"] for r in response.json()["returns"]] == ["西城区文昌街道办事处"]
+    # a street office of another street, or of the same name in another district, is not
+    other = client.post("/v1/tickets", json={"text": NEIGHBOURS}).json()
+    _refused(client, other["id"], "和平街道办事处")
+    _refused(client, other["id"], "东城区文昌街道办事处")
+
+
+@pytest.mark.parametrize("unit", ["", "   "])
+def test_an_empty_unit_is_refused_alike_with_its_field(client: TestClient, unit: str) -> None:
+    ticket = _ticket(client)
+    response = _return(client, ticket["id"], unit)
+    assert response.status_code == 422
+    assert response.json()["detail"] == "unit must not be empty"
+    assert response.json()["errors"] == [{"field": "unit", "problem": "unit must not be empty"}]

@@ -172,9 +172,9 @@ def test_yaml_list_and_chinese_headers(tmp_path: Path, tax: Taxonomy, gaz: Gazet
 
 @pytest.mark.parametrize(("text", "message"), [
     ("node,lead\n城市管理,市城市管理局\n城市管理/不存在,市公安局\n",
-     r"'城市管理/不存在' is not a path in the taxonomy \(rows 3\)"),
-    ("node,lead\n城市管理,市城市管理局\n不存在,市公安局\n", r"names no node .*\(rows 3\)"),
-    ("node,lead\n其他,市城市管理局\n", r"ambiguous .*\(rows 2\)"),
+     r"node '城市管理/不存在' is not a path in the taxonomy \(row 3\)"),
+    ("node,lead\n城市管理,市城市管理局\n不存在,市公安局\n", r"node '不存在' names no node .*\(row 3\)"),
+    ("node,lead\n其他,市城市管理局\n", r"ambiguous .*\(row 2\)"),
     ("node,lead,co\n城市管理,,市公安局\n", r"row 2 \(城市管理\) has no lead unit"),
     ("node,lead,district\n城市管理,市城市管理局,南山区\n",
      "row 2 names the district '南山区', which the gazetteer does not list"),
@@ -196,7 +196,7 @@ def test_errors_name_rows(tmp_path: Path, tax: Taxonomy, gaz: Gazetteer, text: s
 
 
 def test_yaml_errors_name_entries(tmp_path: Path, tax: Taxonomy) -> None:
-    with pytest.raises(RoutingError, match=r"names no node .*\(entries 2\)"):
+    with pytest.raises(RoutingError, match=r"names no node .*\(entry 2\)"):
         _load(tmp_path, "- {node: 城市管理, lead: 市城市管理局}\n- {node: 无, lead: 市公安局}\n",
               tax, name="l.yaml")
     with pytest.raises(RoutingError, match="entry 1 .* has no lead unit"):
@@ -286,3 +286,36 @@ def test_a_generic_local_unit_is_the_list_unit_of_the_appeals_place(rl: Responsi
     assert rl.allows(neighbours, "属地区司法局", "东城区", "和平街道")
     assert not rl.allows("城乡建设/房屋安全/其他", "属地街道办事处", "东城区", "和平街道")
     assert rl.allows("城乡建设/房屋安全/其他", "属地区住建局", "东城区", "和平街道")
+
+
+def test_co_handlers_are_distinct_from_the_lead_and_each_other_by_standard_name(
+        tmp_path: Path, tax: Taxonomy) -> None:
+    listed = _load(tmp_path, "node,lead,co,district\n"
+                   "城乡建设,市住建局,市住建局|市住房和城乡建设局|市城管局|市城市管理局,\n", tax)
+    assert listed.units("城乡建设/房屋安全/房屋质量") == ("市住建局", ("市城管局",))
+    entry = Entry("城乡建设", "{district}住房和城乡建设局", ("{district}住建局", "市城管局"))
+    assert entry.resolve("东城区") == ("东城区住房和城乡建设局", ("市城管局",))
+
+
+def test_a_header_with_a_column_twice_is_refused(tmp_path: Path, tax: Taxonomy) -> None:
+    for header in ("node,lead,node", "node,lead,节点"):
+        with pytest.raises(RoutingError, match="column.*node.*twice|two .*node"):
+            _load(tmp_path, f"{header}\n城市管理,市城市管理局,城乡建设\n", tax)
+
+
+@pytest.mark.parametrize("district", ["西城", "城市管理", "东城区办事处"])
+def test_a_district_that_is_no_district_name_is_refused_without_a_gazetteer(
+        tmp_path: Path, tax: Taxonomy, district: str) -> None:
+    with pytest.raises(RoutingError, match=f"row 2 names the district '{district}'.*区, 县, 市 or 旗"):
+        _load(tmp_path, f"node,lead,district\n城市管理,市城市管理局,{district}\n", tax)
+
+
+def test_an_unknown_node_is_named_as_a_node_on_its_row(tmp_path: Path, tax: Taxonomy) -> None:
+    with pytest.raises(RoutingError) as info:
+        _load(tmp_path, "node,lead\n城市管理,市城市管理局\n城乡建设,市住建局\n不存在的分类/子类,市公安局\n",
+              tax)
+    assert "node '不存在的分类/子类' is not a path in the taxonomy (row 4)" in info.value.message
+    assert "label" not in info.value.message
+    with pytest.raises(RoutingError, match=r"\(entry 2\)"):
+        _load(tmp_path, "- {node: 城市管理, lead: 市城市管理局}\n- {node: 无/有, lead: 市公安局}\n",
+              tax, name="l.yaml")

@@ -185,3 +185,20 @@ def test_write_csv_into_a_directory_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x", encoding="utf-8")
     with pytest.raises(TriageError, match=r"o\.csv: .*file is a file, not a folder"):
         write_csv(tmp_path / "file" / "o.csv", ["text"], [{"text": "路灯不亮"}])
+
+
+def test_xlsx_with_an_empty_first_sheet_says_only_the_first_sheet_is_read(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "说明"
+    data = book.create_sheet("数据")
+    data.append(["text", "label"])
+    data.append(["噪音扰民", "环境保护"])
+    path = tmp_path / "t.xlsx"
+    book.save(path)
+    with pytest.raises(InputFileError) as info:
+        read_table(path)
+    message = info.value.message
+    assert "only the first sheet" in message and "'说明'" in message and "'数据'" in message
+    assert "the file is empty" not in message

@@ -34,10 +34,11 @@ class Address:
     street: str = ""
     community: str = ""
     evidence: tuple[str, ...] = ()
+    conflict: str = ""  # why the text's places do not fit together (a person decides then)
 
     def to_dict(self) -> dict[str, Any]:
         return {"district": self.district, "street": self.street, "community": self.community,
-                "evidence": list(self.evidence)}
+                "evidence": list(self.evidence), "conflict": self.conflict}
 
 
 @dataclass(frozen=True)
@@ -162,12 +163,33 @@ class Gazetteer:
         first: dict[tuple[str, str], tuple[int, str]] = {}
         candidates: dict[_Place, None] = {}
         for match in self._pattern.finditer(text):
+            if _inside_longer_name(text, match):
+                continue
             for place in self._names[match.group()]:
                 first.setdefault(place.levels()[-1], (match.start(), match.group()))
                 candidates[place] = None
         if not candidates:
             return Address()
         return _best_chain(list(candidates), first)
+
+    def named_districts(self, text: str) -> list[tuple[int, str]]:
+        """Position and name of each district (or district alias) ``text`` names, in order."""
+        matches = self._pattern.finditer(text) if self._pattern else ()
+        return [(m.start(), self._names[m.group()][0].district) for m in matches
+                if self._names[m.group()][0].levels()[-1][0] == "district"]
+
+
+def _inside_longer_name(text: str, match: re.Match[str]) -> bool:
+    """Whether a known street or community name is the end of a longer one the gazetteer does
+    not list (新和平街道 is not 和平街道): one name-making character (新, 东, 大 ...) stands
+    right before it, after sentence glue or a place. Only those characters count: a street named
+    after any other word (3个月和平街道, 老和平街道: the old name) is read as the known
+    street still."""
+    if not match.group().endswith(_LOCAL_SUFFIXES) or match.start() == 0:
+        return False
+    run = _RUN.search(text, max(0, match.start() - _LOOKBACK), match.start())
+    extra = _COMMUNITY.cut.split(run.group())[-1] if run else ""
+    return len(extra) == 1 and extra in _NAME_PREFIXES
 
 
 def _best_chain(candidates: list[_Place], first: dict[tuple[str, str], tuple[int, str]],
@@ -289,9 +311,17 @@ def _yaml_rows(path: Path) -> list[_Row]:
     for i, item in enumerate(data, start=1):
         district = str(item.get("district") or "").strip()
         rows.append(_Row(f"entry {i}", district, aliases=_split(item.get("aliases"))))
-        for j, street in enumerate(item.get("streets") or [], start=1):
+        for j, street in enumerate(_items(item.get("streets")), start=1):
             rows.extend(_yaml_street(path, f"entry {i}, street {j}", district, street))
     return rows
+
+
+def _items(value: Any) -> list[Any]:
+    """The items of a YAML list; a bare string is one name (``streets: 和平街道`` is one street,
+    as ``- 和平街道`` is), never a list of its characters."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _yaml_street(path: Path, where: str, district: str, street: Any) -> list[_Row]:
@@ -300,7 +330,7 @@ def _yaml_street(path: Path, where: str, district: str, street: Any) -> list[_Ro
     if not isinstance(street, dict) or not str(street.get("name") or "").strip():
         raise RoutingError(f"{path}: {where} has no name")
     name, aliases = str(street["name"]).strip(), _split(street.get("aliases"))
-    communities = [str(c).strip() for c in street.get("communities") or [] if str(c).strip()]
+    communities = [str(c).strip() for c in _items(street.get("communities")) if str(c).strip()]
     return [_Row(where, district, name, c, aliases) for c in communities or [""]]
 
 
@@ -356,6 +386,8 @@ _COMMUNITY = _Spec(
     re.compile(f"{_GLUE}|[区县]|市(?=[{_CJK}]{{2}})|街道|镇|乡|社区"), 6,
     "农新中然名假老慧市城",
 )
+_LOCAL_SUFFIXES = ("街道", "镇", "乡", "社区", "村")
+_NAME_PREFIXES = "新东西南北中大小"
 _LETTER_DISTRICT = re.compile(r"(?<![A-Za-z0-9])[A-Z]\d{1,3}[区县市]")
 
 
@@ -373,12 +405,28 @@ def _first_unknown(text: str, spec: _Spec) -> tuple[int, str]:
     return -1, ""
 
 
-def _unknown_district(text: str) -> str:
+def _unknown_district(text: str) -> tuple[int, str]:
     letter = _LETTER_DISTRICT.search(text)
     position, name = _first_unknown(text, _DISTRICT)
     if letter and (not name or letter.start() < position):
-        return letter.group()
-    return name
+        return letter.start(), letter.group()
+    return position, name
+
+
+def _checked(address: Address, text: str, gazetteer: Gazetteer | None) -> Address:
+    """The address, or, when the text names districts and none is the known street's own, the
+    first of them alone with the conflict: a unit is never built of a street and a district it is
+    not in, and the district the citizen wrote is not replaced by the street's."""
+    own = gazetteer.district_of(address.street) if gazetteer and address.street else ""
+    if gazetteer is None or not own:
+        return address
+    named = sorted(found for found in (*gazetteer.named_districts(text), _unknown_district(text))
+                   if found[1])
+    if not named or own in {name for _, name in named}:
+        return address
+    written = named[0][1]
+    return Address(written, "", "", address.evidence, conflict=(
+        f"诉求写的{written}与{address.street}（属{own}）不符，需人工确定属地"))
 
 
 def extract_address(text: str, gazetteer: Gazetteer | None = None) -> Address:
@@ -389,9 +437,10 @@ def extract_address(text: str, gazetteer: Gazetteer | None = None) -> Address:
         '某某街道'
     """
     known = gazetteer.locate(text) if gazetteer is not None else Address()
-    district = known.district or _unknown_district(text)
+    district = known.district or _unknown_district(text)[1]
     street = known.street or _first_unknown(text, _STREET)[1]
     community = known.community or _first_unknown(text, _COMMUNITY)[1]
     found = [name for name, was in ((district, known.district), (street, known.street),
                                     (community, known.community)) if name and not was]
-    return Address(district, street, community, known.evidence + tuple(found))
+    address = Address(district, street, community, known.evidence + tuple(found))
+    return _checked(address, text, gazetteer)

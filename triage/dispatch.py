@@ -22,6 +22,8 @@ from triage.units import unit_key
 
 # A unit name that starts with a district or county: 东城区城管局, A3区住建局, K11县教育局.
 _UNIT_DISTRICT = re.compile(r"^((?:[A-Z]\d{1,2}|[\u4e00-\u9fff]{1,4}?)(?:区|县))")
+# A unit a placeholder filled without an address (属地区城管局, 属地街道办事处): no unit is named so.
+PLACEHOLDER = "属地"
 # A history unit this likely is confident enough to overrule the responsibility list's check.
 HISTORY_CONFIDENT = 0.6
 # A history dispatch goes out without review when the router is this sure of the lead's kind of
@@ -149,6 +151,11 @@ class Dispatcher:
         unit_district = unit_district_of(route.lead)
         if route.address.district and unit_district and unit_district != route.address.district:
             reasons.append(f"诉求地址在{route.address.district}，承办单位属{unit_district}")
+        if route.address.conflict:
+            reasons.append(route.address.conflict)
+        if any(unit.startswith(PLACEHOLDER) for unit in (route.lead, *route.co)):
+            # no real unit is named 属地...: a person names the local unit
+            reasons.append("地址不明，需人工确定属地单位")
         if excluded and route.source == "default":
             reasons.append("已被退回的单位之外没有可派单位")
         if reasons:

@@ -25,6 +25,7 @@ from models.sentiment import LoadedSentiment, SentimentResult
 from triage import store
 from triage.errors import InputFileError, InvalidTicketError, TriageError
 from triage.intake import FUTURE_TOLERANCE, get_ticket
+from triage.returns import current_holders, holder_named
 from triage.text import clean
 
 RATINGS = ("满意", "基本满意", "不满意")
@@ -141,14 +142,32 @@ def dissatisfied(feedback: Sequence[store.Feedback]) -> bool:
 
 def record_event(
     *, session: Session, ticket_id: int, type: str, unit: str | None, at: datetime | None,
-    zone: str = "Asia/Shanghai",
+    zone: str = "Asia/Shanghai", hotline: str = "",
 ) -> store.Event:
-    """Store one handling event of a known type."""
+    """Store one handling event of a known type.
+
+    A ``returned`` event counts against its unit in the return rate, so, as for
+    ``POST /return``, its unit must hold the ticket (``ReturnRefusedError`` otherwise): the lead
+    or a co-handler of the latest dispatch, or a unit an earlier ``dispatched`` or ``received``
+    event names (the centre's own dispatch, recorded as events). It is stored under the name it
+    was sent with.
+    """
     if type not in EVENT_TYPES:
         raise InvalidTicketError(f"event type {type!r} is not one of {', '.join(EVENT_TYPES)}")
     ticket = get_ticket(session=session, ticket_id=ticket_id)
-    return store.add_event(session, ticket=ticket, type=type, unit=(unit or "").strip() or None,
-                           at=_moment(at, zone))
+    unit = (unit or "").strip() or None
+    if type == "returned" and unit:
+        holder_named(ticket_id=ticket.id, holders=_event_holders(session, ticket), unit=unit,
+                     hotline=hotline)
+    return store.add_event(session, ticket=ticket, type=type, unit=unit, at=_moment(at, zone))
+
+
+def _event_holders(session: Session, ticket: store.Ticket) -> list[str]:
+    """The units a ticket has reached: its current dispatch, then units its events name."""
+    latest = store.latest_prediction(session, ticket)
+    holders = current_holders(ticket, latest) if latest is not None else []
+    named = [e.unit for e in ticket.events if e.type in {"dispatched", "received"} and e.unit]
+    return list(dict.fromkeys([*holders, *named]))
 
 
 def import_rows(

@@ -14,8 +14,11 @@ return a hotline centre would accept is stored:
   left) never returns a ticket: a person there dispatches it by hand. Letting it return routed
   the ticket back to the office itself, again and again.
 
-A unit is recognised by its routed name or its standard short name (市城市管理局 = 市城管局); the
-return is stored under the routed name, which is the name re-routing leaves out.
+A unit is recognised by its routed name or its standard short name (市城市管理局 = 市城管局), a
+street office also without its district (文昌街道办事处 for 西城区文昌街道办事处), and a placeholder
+unit the address left unfilled (属地区城管局, 属地街道办事处: no unit is called so) by any concrete
+unit of its kind (东城区城管局). The return is stored under the routed name, which is the name
+re-routing leaves out.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from sqlalchemy.orm import Session
 
 from models.artifacts import LoadedModel
 from triage import store
+from triage.dispatch import PLACEHOLDER
 from triage.errors import InvalidTicketError, ReturnRefusedError
 from triage.intake import classify_text, dispatcher_of, get_ticket
+from triage.routing import GENERIC
 from triage.settings import Settings
-from triage.units import same_unit
+from triage.units import local_body, same_unit, unit_place
 
 
 def record_return(
@@ -86,12 +91,39 @@ def _returning_unit(
                "responsible unit by correcting its department"
                if any(same_unit(h, hotline) for h in holders)
                else f"ticket {ticket.id} is not with it, {_holding(holders, hotline)}"))
-    holder = next((h for h in holders if same_unit(h, unit)), None)
+    return holder_named(ticket_id=ticket.id, holders=holders, unit=unit, hotline=hotline)
+
+
+def holder_named(*, ticket_id: int, holders: list[str], unit: str, hotline: str = "") -> str:
+    """The holder ``unit`` names (see ``names_holder``), else ReturnRefusedError."""
+    if not holders:
+        raise ReturnRefusedError(f"{unit} cannot return ticket {ticket_id}: it has not been "
+                                 "dispatched to any unit")
+    holder = next((h for h in holders if names_holder(h, unit)), None)
     if holder is None:
         raise ReturnRefusedError(
-            f"{unit} cannot return ticket {ticket.id}: only a unit that holds it can, and "
+            f"{unit} cannot return ticket {ticket_id}: only a unit that holds it can, and "
             f"{_holding(holders, hotline)}")
     return holder
+
+
+def names_holder(holder: str, unit: str) -> bool:
+    """Whether ``unit`` is the unit that holds the ticket as ``holder``.
+
+    The same unit in any spelling (市城管局 = 市城市管理局); a street office named without its
+    district (文昌街道办事处 = 西城区文昌街道办事处, not 东城区文昌街道办事处); and, for a placeholder
+    holder the address left unfilled (属地区城管局, 属地街道办事处), a concrete unit of its kind in
+    any district (东城区城管局), or in any street: no unit is called 属地..., the unit the ticket
+    reached in fact returns it.
+    """
+    if same_unit(holder, unit):
+        return True
+    if local_body(holder) != local_body(unit) or unit.startswith(PLACEHOLDER):
+        return False
+    (district, street), (own_district, own_street) = unit_place(unit), unit_place(holder)
+    if holder.startswith(PLACEHOLDER):
+        return bool(street if holder.startswith(GENERIC["street"]) else district)
+    return bool(street) and street == own_street and not (district and own_district)
 
 
 def _holding(holders: list[str], hotline: str) -> str:

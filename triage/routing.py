@@ -31,6 +31,7 @@ COLUMNS = {
 GENERIC = {"district": "属地区", "street": "属地街道"}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _TOWNSHIP = ("镇", "乡")
+_DISTRICT_SUFFIXES = ("区", "县", "市", "旗")
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,23 @@ class Entry:
             ('东城区城市管理和综合执法局', ('东城区和平街道办事处',))
         """
         lead = fill_unit(self.lead, district, street)
-        co = (fill_unit(unit, district, street) for unit in self.co)
-        return lead, tuple(dict.fromkeys(unit for unit in co if unit != lead))
+        return lead, distinct_co(lead, (fill_unit(unit, district, street) for unit in self.co))
 
     @property
     def units(self) -> tuple[str, ...]:
         return (self.lead, *self.co)
+
+
+def distinct_co(lead: str, co: Iterable[str]) -> tuple[str, ...]:
+    """The co-handlers without the lead and without repeats, compared by standard name
+    (``unit_key``: 市住房和城乡建设局 is 市住建局), each in its first spelling."""
+    seen = {unit_key(lead)}
+    kept = []
+    for unit in co:
+        if unit and unit_key(unit) not in seen:
+            seen.add(unit_key(unit))
+            kept.append(unit)
+    return tuple(kept)
 
 
 def fill_unit(template: str, district: str = "", street: str = "") -> str:
@@ -277,9 +289,20 @@ def _resolve_nodes(records: list[tuple[int, dict[str, Any]]], taxonomy: Taxonomy
     try:
         nodes = taxonomy.resolve_labels(labels, rows=[number for number, _ in records])
     except LabelError as exc:
-        message = exc.message if noun == "row" else exc.message.replace("(rows ", "(entries ")
-        raise RoutingError(f"{where}: {message}") from None
+        raise RoutingError(f"{where}: {_as_nodes(exc.message, noun)}") from None
     return [node.key for node in nodes]
+
+
+def _as_nodes(message: str, noun: str) -> str:
+    """The taxonomy's label errors said of a list's nodes, on its rows (or entries): ``node
+    '城市管理/无' is not a path in the taxonomy (row 4)``, not ``label ... (rows 4)``."""
+    message = re.sub(r"\blabel '", "node '", message).replace("an empty label", "an empty node")
+
+    def numbered(match: re.Match[str]) -> str:
+        several = "," in match.group(1) or " more" in match.group(1)
+        return f"({noun}s {match.group(1)})" if several else f"({noun} {match.group(1)})"
+
+    return re.sub(r"\(rows ([^()]*)\)", numbered, message).replace("(entrys ", "(entries ")
 
 
 def _entry(node: str, number: int, record: Mapping[str, Any]) -> Entry:
@@ -287,8 +310,8 @@ def _entry(node: str, number: int, record: Mapping[str, Any]) -> Entry:
     co = record.get("co")
     items = co if isinstance(co, (list, tuple)) else str(co or "").split("|")
     units = (str(u).strip() for u in items)
-    return Entry(node, lead, tuple(dict.fromkeys(u for u in units if u and u != lead)),
-                 str(record.get("district") or "").strip(), number)
+    return Entry(node, lead, distinct_co(lead, units), str(record.get("district") or "").strip(),
+                 number)
 
 
 def _check(entry: Entry, gazetteer: Gazetteer | None) -> list[str]:
@@ -300,15 +323,24 @@ def _check(entry: Entry, gazetteer: Gazetteer | None) -> list[str]:
         if unknown or unit.count("{") != unit.count("}"):
             problems.append(f"has the unit {unit!r}: the only placeholders are {{district}} and "
                             "{street}")
+    if entry.district and gazetteer is None and not _looks_like_district(entry.district):
+        problems.append(f"names the district {entry.district!r}, which is no district name (a "
+                        "district name ends in 区, 县, 市 or 旗, as the appeals write it); give "
+                        "--gazetteer to check the names themselves")
     if entry.district and gazetteer is not None and entry.district not in gazetteer.districts:
         problems.append(f"names the district {entry.district!r}, which the gazetteer does not "
                         f"list (it lists {', '.join(gazetteer.districts)})")
     return problems
 
 
+def _looks_like_district(name: str) -> bool:
+    """Without a gazetteer a typo (西成区) cannot be told from a district; a value that is no
+    district name at all (西城, 城市管理) can: no appeal's district would ever equal it."""
+    return len(name) >= 2 and name.endswith(_DISTRICT_SUFFIXES)
+
+
 def _table_records(table: Table) -> list[tuple[int, dict[str, Any]]]:
-    columns = {COLUMNS[c.strip().lower()]: c for c in table.columns
-               if c.strip().lower() in COLUMNS}
+    columns = _columns(table)
     if "node" not in columns or "lead" not in columns:
         raise RoutingError(
             f"{table.path}: a responsibility list needs the columns node, lead (co and district "
@@ -316,6 +348,22 @@ def _table_records(table: Table) -> list[tuple[int, dict[str, Any]]]:
             f"{', '.join(table.columns)}")
     return [(number, {field: row.get(column, "") for field, column in columns.items()})
             for row, number in zip(table.rows, table.row_numbers, strict=True)]
+
+
+def _columns(table: Table) -> dict[str, str]:
+    """Field -> header name; a field two columns give (node and 节点, node twice) is an error:
+    one of them would be dropped without a word."""
+    given: dict[str, list[str]] = {}
+    for column in table.columns:
+        field = COLUMNS.get(column.strip().lower())
+        if field:
+            given.setdefault(field, []).append(column)
+    twice = {field: names for field, names in given.items() if len(names) > 1}
+    if twice:
+        raise RoutingError(f"{table.path}: " + "; ".join(
+            f"two columns give {field} ({' and '.join(names)}): keep one"
+            for field, names in twice.items()))
+    return {field: names[0] for field, names in given.items()}
 
 
 def _yaml_records(path: Path) -> list[tuple[int, dict[str, Any]]]:

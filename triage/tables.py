@@ -134,10 +134,22 @@ def _read_xlsx(path: Path, *, keep_empty_rows: bool = False) -> Table:
         raise InputFileError(f"{path}: not a readable XLSX workbook ({exc})") from None
     sheet = book.worksheets[0]
     values = [["" if v is None else str(v) for v in r] for r in sheet.iter_rows(values_only=True)]
+    empty = not any(v.strip() for r in values for v in r)
+    others = [s.title for s in book.worksheets[1:] if _has_values(s)] if empty else []
     book.close()
+    if others:
+        raise InputFileError(
+            f"{path}: only the first sheet of a workbook is read, and the first sheet "
+            f"({sheet.title!r}) is empty; the data seems to be on {', '.join(map(repr, others))}: "
+            "move it to the first sheet")
     # A row with no value is written as an empty line: blank, like a blank CSV line.
     lines = "\n".join(",".join(_quote(v) for v in r) if any(r) else "" for r in values)
     return _read_csv(path, lines, keep_empty_rows=keep_empty_rows)
+
+
+def _has_values(sheet: Any) -> bool:
+    return any(v is not None and str(v).strip()
+               for row in sheet.iter_rows(values_only=True) for v in row)
 
 
 def _quote(value: str) -> str:

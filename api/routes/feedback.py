@@ -38,5 +38,6 @@ def add_event(ticket_id: TicketId, body: EventCreate, session: SessionDep,
               settings: SettingsDep) -> EventPublic:
     """One step of the ticket's handling (dispatched ... closed)."""
     row = feedback.record_event(session=session, ticket_id=ticket_id, type=body.type,
-                                unit=body.unit, at=body.at, zone=settings.timezone)
+                                unit=body.unit, at=body.at, zone=settings.timezone,
+                                hotline=settings.default_department)
     return EventPublic.model_validate(row, from_attributes=True)
