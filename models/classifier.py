@@ -80,6 +80,7 @@ class HierarchicalClassifier:
         leaf_evidence: float = 15.0, encoder_weight: float | None = None,
         cascade: float | None = None, leaf_encoder_weight: float = 1.0, fusion_folds: int = 3,
         glossary: Glossary | None = None, leaf_cascade: float | None = None,
+        leaf_guide_weight: float = 3.0,
     ) -> None:
         self.taxonomy = taxonomy
         self.C = C
@@ -95,6 +96,7 @@ class HierarchicalClassifier:
         self.fusion_folds = fusion_folds
         self.glossary = glossary
         self.leaf_cascade = leaf_cascade
+        self.leaf_guide_weight = leaf_guide_weight
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(
@@ -119,27 +121,29 @@ class HierarchicalClassifier:
         X = self.featurizer_.fit_transform(list(texts) + leaf_texts)[: len(texts)]
         y = np.array([self.classes_.index(c) for c in level1])
         self.level1_model_ = self._fit_level1(X, y)
+        # with an encoder, it also helps choose the training appeals' pseudo leaves
+        # (``LeafScorer.fit``); the prototypes stay TF-IDF
+        use_encoder = embed is not None and self.level1_model_ is not None
+        guide = (embed(list(texts)), embed(leaf_texts)) if use_encoder else None
         self.leaves_ = LeafScorer(temperature=self.temperature).fit(
             X, [n.key for n in nodes], taxonomy=self.taxonomy, roots=self.classes_,
             featurizer=self.featurizer_, glossary=self.glossary,
+            guide=guide if self.leaf_guide_weight else None, guide_weight=self.leaf_guide_weight,
         )
         self.n_train_ = len(texts)
         self.head_: EmbeddingHead | None = None
         self.fusion_: FusionChoice | None = None
-        if embed is not None and self.level1_model_ is not None:
-            self._fit_encoder_part(list(texts), list(labels), y, embed)
+        if guide is not None:
+            self._fit_encoder_part(list(texts), list(labels), y, *guide)
         del self.leaves_.assignment_
         return self
 
     def _fit_encoder_part(
-        self, texts: list[str], labels: list[str], y: np.ndarray,
-        embed: Callable[[Sequence[str]], np.ndarray],
+        self, texts: list[str], labels: list[str], y: np.ndarray, E: np.ndarray,
+        E_leaves: np.ndarray,
     ) -> None:
-        leaves = [leaf for r in self.classes_ for leaf in self.taxonomy.leaves(r)]
-        E = embed(texts)
         self.head_ = EmbeddingHead().fit(
-            E, y, len(self.classes_), leaf_assignment=self.leaves_.assignment_,
-            leaf_meta=embed([describe_leaf(leaf, self.glossary) for leaf in leaves]))
+            E, y, len(self.classes_), leaf_assignment=self.leaves_.assignment_, leaf_meta=E_leaves)
         self.memory_threshold_ = calibrate_neighbour_threshold(E, y)
         if self.encoder_weight is not None and self.cascade is not None:
             self.fusion_ = FusionChoice(self.encoder_weight, self.cascade, *[float("nan")] * 4)

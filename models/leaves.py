@@ -61,8 +61,21 @@ class LeafScorer:
     def fit(
         self, X: sp.csr_matrix, constraints: Sequence[str], *, taxonomy: Taxonomy,
         roots: Sequence[str], featurizer: TextFeaturizer, glossary: Glossary | None = None,
+        guide: tuple[np.ndarray, np.ndarray] | None = None, guide_weight: float = 3.0,
     ) -> LeafScorer:
-        """Build prototypes; ``constraints[i]`` is the deepest labelled node of appeal ``i``."""
+        """Build prototypes; ``constraints[i]`` is the deepest labelled node of appeal ``i``.
+
+        ``guide``: a sentence encoder's embeddings of the appeals and of the leaves' descriptions
+        (unit rows), at training time only: each appeal's pseudo leaf is then chosen by its TF-IDF
+        similarity plus ``guide_weight`` × its embedding's similarity to the leaf (to the leaf's
+        description in the first round; to the description plus the mean embedding of the
+        appeals assigned to it in the next). The prototypes stay TF-IDF vectors: serving never
+        needs the encoder for them. Measured with the packaged e5 untuned (2026-12-07, leaf
+        accuracy test / development): 0.569 / 0.527 without, 0.592 / 0.580 at weight 3 (20
+        hand-labelled appeals gained, 8 lost, of 324); weights 2 to 8 all 0.56-0.59 on
+        development. Within an appeal's top level the spread of e5 cosines is about half that
+        of TF-IDF ones, so at 3 the encoder pulls a little more than the words.
+        """
         leaves = [leaf for root in roots for leaf in taxonomy.leaves(root)]
         self.leaf_keys_ = [leaf.key for leaf in leaves]
         self.leaf_root_ = np.array([list(roots).index(leaf.path[0]) for leaf in leaves])
@@ -71,8 +84,11 @@ class LeafScorer:
         meta = featurizer.transform([describe_leaf(leaf, glossary) for leaf in leaves])
         allowed = _allowed(constraints, self.leaf_keys_)
         protos = meta
+        guide_protos = guide[1] if guide is not None else None
         for _ in range(max(1, self.rounds)):
-            gold, pseudo = self._assign(X, protos, allowed)
+            gold, pseudo = self._assign(X, protos, allowed, guide, guide_protos, guide_weight)
+            if guide is not None:
+                guide_protos = _guide_prototypes(guide[0], guide[1], np.where(gold >= 0, gold, pseudo))
             protos = self.meta_weight * meta
             protos = protos + self.example_weight * _centroids(X, gold, len(leaves))
             protos = protos + self.pseudo_weight * _centroids(X, pseudo, len(leaves))
@@ -85,17 +101,25 @@ class LeafScorer:
         return self
 
     def _assign(
-        self, X: sp.csr_matrix, meta: sp.csr_matrix, allowed: sp.csr_matrix
+        self, X: sp.csr_matrix, meta: sp.csr_matrix, allowed: sp.csr_matrix,
+        guide: tuple[np.ndarray, np.ndarray] | None = None,
+        guide_protos: np.ndarray | None = None, guide_weight: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Gold leaf per appeal (-1 if none) and a pseudo leaf for the confident rest."""
+        """Gold leaf per appeal (-1 if none) and a pseudo leaf for the confident rest (the
+        appeals that share a word with some allowed leaf; the guide, if any, helps choose it)."""
         n = X.shape[0]
         gold = np.full(n, -1)
         exact = np.asarray(allowed.sum(axis=1)).ravel() == 1
         gold[exact] = allowed[exact].indices if exact.any() else gold[exact]
+        outside = allowed.toarray() == 0
         scores = (X @ meta.T).toarray()
-        scores[allowed.toarray() == 0] = -1.0
+        scores[outside] = -1.0
         best = scores.argmax(axis=1)
         top = scores[np.arange(n), best]
+        if guide is not None and guide_protos is not None:
+            combined = scores + guide_weight * (guide[0] @ guide_protos.T)
+            combined[outside] = -np.inf
+            best = combined.argmax(axis=1)
         pseudo = np.where(~exact & (top > 0), best, -1)
         for leaf in np.unique(pseudo[pseudo >= 0]):
             rows = np.flatnonzero(pseudo == leaf)
@@ -137,6 +161,14 @@ def _allowed(constraints: Sequence[str], leaf_keys: list[str]) -> sp.csr_matrix:
             cols.append(j)
     data = np.ones(len(rows), dtype=np.int8)
     return sp.csr_matrix((data, (rows, cols)), shape=(len(constraints), len(leaf_keys)))
+
+
+def _guide_prototypes(E: np.ndarray, E_leaves: np.ndarray, assignment: np.ndarray) -> np.ndarray:
+    """Each leaf's description embedding plus 1.5 × the unit mean of its appeals' embeddings."""
+    sums = np.zeros_like(E_leaves)
+    rows = np.flatnonzero(assignment >= 0)
+    np.add.at(sums, assignment[rows], E[rows])
+    return l2_normalize(E_leaves + 1.5 * l2_normalize(sums))
 
 
 def _centroids(X: sp.csr_matrix, assignment: np.ndarray, n_leaves: int) -> sp.csr_matrix:

@@ -83,7 +83,7 @@ def test_init_only_stores_its_keyword_only_parameters() -> None:
     params = {"taxonomy": TAX, "C": 0.5, "model": "logreg", "temperature": 0.1,
               "review_threshold": 0.2, "review_threshold_level1": 0.3, "top_k": 2, "leaf_evidence": 5.0,
               "encoder_weight": 0.5, "cascade": 0.9, "leaf_encoder_weight": 2.0, "fusion_folds": 2,
-              "glossary": None, "leaf_cascade": 0.7}
+              "glossary": None, "leaf_cascade": 0.7, "leaf_guide_weight": 1.5}
     signature = inspect.signature(HierarchicalClassifier.__init__).parameters
     assert set(signature) - {"self"} == set(params)
     assert all(p.kind is p.KEYWORD_ONLY for name, p in signature.items() if name != "self")
