@@ -27,26 +27,41 @@ from triage.tasks import JobRunner
 log = logging.getLogger("triage.api")
 
 
+def start(app: FastAPI) -> None:
+    """Migrate the database and load (or first train) the active model and the sentiment model,
+    once. ``triage serve`` calls it before the server starts, so that a domain error (a missing
+    encoder, a bad taxonomy file ...) is one line from the CLI, not uvicorn's traceback."""
+    if getattr(app.state, "engine", None) is not None:
+        return
+    settings: Settings = app.state.settings
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+        loaded = ensure_default_model(settings, log.info)
+        app.state.sentiment = ensure_default_sentiment(settings)
+    except BaseException:
+        engine.dispose()
+        raise
+    app.state.session_factory = make_session_factory(engine)
+    app.state.models.set(loaded)
+    # The models hold millions of long-lived objects (vocabularies); keep the cyclic garbage
+    # collector from walking them on every full collection (it cost ~150 ms a request).
+    gc.freeze()
+    log.info("serving model %s", loaded.version)
+    app.state.engine = engine
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: migrate the database, load (or first train) the active model, add routes."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.database_url)
-        await run_in_threadpool(migrate, engine)
-        app.state.session_factory = make_session_factory(engine)
-        loaded = await run_in_threadpool(ensure_default_model, settings, log.info)
-        app.state.sentiment = await run_in_threadpool(ensure_default_sentiment, settings)
-        app.state.models.set(loaded)
-        # The models hold millions of long-lived objects (vocabularies); keep the cyclic garbage
-        # collector from walking them on every full collection (it cost ~150 ms a request).
-        gc.freeze()
-        log.info("serving model %s", loaded.version)
+        await run_in_threadpool(start, app)
         yield
         app.state.jobs.shutdown()
-        engine.dispose()
+        app.state.engine.dispose()
 
     app = FastAPI(title="triage", version="0.1.0", lifespan=lifespan,
                   description="Appeal triage for a 12345 citizen-appeal hotline")

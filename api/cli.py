@@ -60,7 +60,8 @@ def _database(settings: Settings) -> Iterator[Session]:
 
 
 def _fail(exc: TriageError) -> NoReturn:
-    console.print("[red]error:[/red]", escape(_capped(exc.message)))
+    # one line, however long: a terminal wraps it itself, and a log or a script reads it whole
+    console.print("[red]error:[/red]", escape(_capped(exc.message)), soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -471,10 +472,12 @@ def serve(
     """Run the HTTP service (trains the default model from the demo data on first start)."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, start
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+    application = create_app(settings)
+    start(application)  # before uvicorn: a domain error is this command's one error line
+    uvicorn.run(application, host=host or settings.host, port=port or settings.port,
                 log_level="info")
 
 

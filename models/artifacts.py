@@ -102,9 +102,46 @@ def attach_encoder(model: HierarchicalClassifier, manifest: dict[str, Any], dire
         return
     from models.encoder import reopen_encoder
 
+    bundled = Path(directory) / ENCODER_DIR
+    check_encoder_kept(manifest, bundled=bundled, retrain="triage train")
     model.attach_encoder(reopen_encoder(
         manifest.get("encoder"), Path(directory), needs="the model", retrain="triage train",
-        bundled=Path(directory) / ENCODER_DIR))
+        bundled=bundled))
+
+
+def check_encoder_kept(manifest: dict[str, Any], *, bundled: Path | None, retrain: str) -> None:
+    """Refuse a version whose encoder (its own ``encoder/``, or the local directory it was trained
+    with) is gone or holds other weights, in terms of the version: which encoder it needs and
+    where. ``TRIAGE_ENCODER`` plays no part in loading a version, so no message names it.
+    The packaged e5 is left to ``reopen_encoder``: it is rebuilt when missing."""
+    from models.encoder import PACKAGED, fingerprint
+
+    info = manifest.get("encoder")
+    if not isinstance(info, dict) or "source" not in info or str(info["source"]) == PACKAGED:
+        return
+    source = str(info["source"])
+    own = source == "bundled" and bundled is not None
+    path = bundled if own else Path(source).expanduser()
+    if path is None or not (own or path.is_absolute() or path.is_dir()):
+        return  # a relative path that is not here: reopen_encoder says where to run from
+    version = manifest.get("version", "?")
+    if not (path / "config.json").is_file():
+        raise ArtifactError(
+            f"version {version} was trained with the encoder at {path}, which is missing (no "
+            f"config.json there): put it back or retrain it with `{retrain}`")
+    expected, found = str(info.get("fingerprint")), fingerprint(path)
+    if found == expected:
+        return
+    if own:
+        raise ArtifactError(
+            f"version {version} carries its own fine-tuned encoder in {path}, which now "
+            f"holds other weights ({found[:12]}, not {expected[:12]}): the version directory was "
+            f"changed; copy the version again from where it came from or retrain it with "
+            f"`{retrain}`")
+    raise ArtifactError(
+        f"version {version} was trained with the encoder at {path}, which now holds other weights "
+        f"({found[:12]}, not {expected[:12]}): put back the encoder it was trained with there or "
+        f"retrain it with `{retrain}`")
 
 
 def new_version_dir(directory: Path | str) -> Path:
@@ -169,9 +206,26 @@ def read_manifest_json(directory: Path | str, *, fmt: str, kind: str = "model") 
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path} must hold a JSON object")
     if manifest.get("format") != fmt:
-        raise ArtifactError(
-            f"{path}: format {manifest.get('format')!r} is not one this release loads ({fmt})")
+        raise ArtifactError(_other_kind(directory, str(manifest.get("format")), fmt) or
+                            f"{path}: format {manifest.get('format')!r} is not one this release "
+                            f"loads ({fmt})")
     return manifest
+
+
+# what each family of versions is and the command that reads it
+_FAMILIES = {"triage.classifier.": ("a classifier", "use `triage predict` (or `triage models add` "
+                                                    "to serve it)"),
+             "triage.sentiment.": ("a sentiment model", "use `triage sentiment` (or "
+                                                        "TRIAGE_SENTIMENT_MODEL to serve it)")}
+
+
+def _other_kind(directory: Path | str, found: str, wanted: str) -> str | None:
+    """A version of the other family (a sentiment model given to ``triage predict``, a classifier
+    to ``triage sentiment``), said as such; None for any other format."""
+    for prefix, (kind, use) in _FAMILIES.items():
+        if found.startswith(prefix) and not wanted.startswith(prefix):
+            return f"{directory}: this is {kind}: {use}"
+    return None
 
 
 def check_sklearn(manifest: dict[str, Any], directory: Path | str, *, retrain: str) -> None:

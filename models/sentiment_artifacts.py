@@ -16,6 +16,7 @@ from typing import Any
 
 from models.artifacts import (
     _VERSION,
+    check_encoder_kept,
     check_sklearn,
     dump_pickle,
     encoder_manifest,
@@ -119,6 +120,8 @@ def attach_sentiment_encoder(model: SentimentModel, manifest: dict[str, Any], di
     from models.encoder import reopen_encoder
 
     info = manifest.get("encoder")
+    check_encoder_kept(manifest, bundled=None,
+                       retrain=f"triage train-sentiment --learner {model.learner}")
     encoder = reopen_encoder(info, Path(directory), needs=f"learner {model.learner}",
                              retrain=f"triage train-sentiment --learner {model.learner}")
     model.attach_encoder(encoder, str(info["source"]))

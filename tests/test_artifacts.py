@@ -324,7 +324,78 @@ def test_a_version_saved_before_the_vocabulary_cut_loads_cut_and_predicts_the_sa
         # other weights in its encoder/ are still refused, saying what to do
         stamp = version / ENCODER_DIR / "triage-encoder.json"
         stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "tensor_sha256": "0" * 64}))
-        with pytest.raises(ArtifactError, match="was trained with encoder bundled"):
+        with pytest.raises(ArtifactError, match="v-old carries its own fine-tuned encoder in "
+                           ".*, which now holds other weights"):
             load_model(version)
     finally:
         get_settings.cache_clear()
+
+
+# --------------------------------------------------------------------------- #
+# a version's encoder gone or changed: said in terms of the version, not of TRIAGE_ENCODER
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def encoder_model(tiny_encoder: Path) -> tuple[HierarchicalClassifier, object]:
+    from models.encoder import Encoder
+
+    encoder = Encoder(tiny_encoder, backend="torch")
+    model = HierarchicalClassifier(taxonomy=TAX, encoder_weight=1.0, cascade=1.01).fit(
+        TEXTS, LABELS, embed=encoder.encode)
+    return model, encoder
+
+
+def _encoder_version(encoder_model, directory: Path, *, source: str,
+                     bundle: Path | None = None) -> Path:
+    from models.artifacts import encoder_manifest
+
+    model, encoder = encoder_model
+    return save_model(model, directory, encoder_dir=bundle, manifest={
+        "version": directory.name, "encoder": encoder_manifest(encoder, source)})
+
+
+def test_a_version_whose_bundled_encoder_is_missing_says_so(
+    encoder_model, tiny_encoder: Path, tmp_path: Path,
+) -> None:
+    version = _encoder_version(encoder_model, tmp_path / "v-tuned", source="bundled",
+                               bundle=tiny_encoder)
+    shutil.rmtree(version / "encoder")
+    with pytest.raises(ArtifactError) as info:
+        load_model(version)
+    assert info.value.message.startswith(
+        f"version v-tuned was trained with the encoder at {version / 'encoder'}, which is "
+        "missing")
+    assert "put it back or retrain" in info.value.message
+    assert "neither" not in info.value.message and "TRIAGE_ENCODER" not in info.value.message
+
+
+def test_a_version_whose_local_encoder_was_moved_says_so(
+    encoder_model, tiny_encoder: Path, tmp_path: Path,
+) -> None:
+    local = Path(shutil.copytree(tiny_encoder, tmp_path / "bge-base-zh"))
+    version = _encoder_version(encoder_model, tmp_path / "v-local", source=str(local))
+    local.rename(tmp_path / "moved")
+    with pytest.raises(ArtifactError) as info:
+        load_model(version)
+    assert info.value.message.startswith(
+        f"version v-local was trained with the encoder at {local}, which is missing")
+    assert "put it back or retrain" in info.value.message
+    assert "neither" not in info.value.message
+
+
+def test_a_bundled_encoder_with_other_weights_does_not_blame_the_setting(
+    encoder_model, tiny_encoder: Path, tmp_path: Path,
+) -> None:
+    from tiny_encoder import build_tiny_encoder
+
+    version = _encoder_version(encoder_model, tmp_path / "v-tuned", source="bundled",
+                               bundle=tiny_encoder)
+    shutil.rmtree(version / "encoder")
+    build_tiny_encoder(version / "encoder", TEXTS, seed=1)  # same place, other weights
+    with pytest.raises(ArtifactError) as info:
+        load_model(version)
+    message = info.value.message
+    assert "holds other weights" in message and str(version / "encoder") in message
+    assert "TRIAGE_ENCODER" not in message
+    assert "copy the version again" in message and "triage train" in message

@@ -440,3 +440,57 @@ def test_predict_reads_full_width_addresses_as_the_api_does(home: Path, tmp_path
     [row] = _rows(tmp_path / "out.csv")
     assert row["text"] == "Ａ３区桂花坪街道小区路灯不亮"  # the user's cell, verbatim
     assert (row["district"], row["street"]) == ("A3区", "桂花坪街道")
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("TRIAGE_ENCODER_MAX_LENGTH", "abc", "a whole number of at least 1; got 'abc'"),
+    ("TRIAGE_ENCODER_MAX_LENGTH", "-5", "a whole number of at least 1; got '-5'"),
+    ("TRIAGE_ENCODER_MAX_LENGTH", "0", "a whole number of at least 1; got '0'"),
+    ("TRIAGE_FINETUNE_MINUTES", "-1", "a number of at least 0; got '-1'"),
+    ("TRIAGE_FINETUNE_MINUTES", "abc", "a number of at least 0; got 'abc'"),
+    ("TRIAGE_ENCODER_BACKEND", "foo", "onnx or torch; got 'foo'"),
+])
+@pytest.mark.parametrize("command", [["models", "list"],
+                                     ["train", "--data", str(DATASETS / "demo_appeals.csv"),
+                                      "--text-column", "text", "--label-column", "label",
+                                      "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
+                                      "--preset", "accurate"]])
+def test_a_bad_setting_is_one_error_line_naming_it(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  command: list[str], variable: str, value: str,
+                                                  says: str) -> None:
+    monkeypatch.setenv(variable, value)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [f"error: {variable} must be {says}"]
+    assert not home.exists()  # refused before any work
+
+
+def _registered_classifier(trained_home: Path) -> Path:
+    from models.artifacts import Registry
+
+    registry = Registry(trained_home / "models")
+    return registry.path(registry.active_version() or "")
+
+
+def test_predict_with_a_sentiment_model_says_which_command_reads_it(home: Path,
+                                                                   tmp_path: Path) -> None:
+    _sentiment_model(tmp_path)
+    result = _predict(tmp_path / "s", DATASETS / "demo_test.csv", tmp_path / "o.csv")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    said = _said(result)
+    assert said.startswith("error: ")
+    assert "this is a sentiment model: use `triage sentiment`" in said
+    assert "is not one this release loads" not in said
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_sentiment_with_a_classifier_says_which_command_reads_it(home: Path, tmp_path: Path,
+                                                                trained_home: Path) -> None:
+    result = runner.invoke(app, ["sentiment", "--model", str(_registered_classifier(trained_home)),
+                                 "--input", str(DATASETS / "demo_test.csv"), "--text-column",
+                                 "text", "--output", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    said = _said(result)
+    assert said.startswith("error: ")
+    assert "this is a classifier: use `triage predict`" in said
+    assert "is not one this release loads" not in said

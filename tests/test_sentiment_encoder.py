@@ -113,8 +113,11 @@ def test_an_encoder_with_other_weights_is_refused(version: Path, env: Path, tmp_
 
 def test_a_missing_encoder_is_a_clear_error(version: Path, env: Path) -> None:
     shutil.rmtree(env)
-    with pytest.raises(ArtifactError, match="config.json"):
+    with pytest.raises(ArtifactError, match="config.json") as info:
         load_sentiment(version)
+    # the version's encoder is missing, not the user's setting wrong
+    assert f"was trained with the encoder at {env}, which is missing" in info.value.message
+    assert "neither" not in info.value.message and "triage train-sentiment" in info.value.message
 
 
 def test_an_unknown_learner_is_a_clear_error(tmp_path: Path) -> None:

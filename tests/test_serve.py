@@ -48,3 +48,37 @@ def test_serve_on_an_empty_home(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _serve_output(env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run ``triage serve`` until it exits (it should, at once); its exit code and output lines."""
+    triage = Path(sys.executable).with_name("triage")
+    proc = subprocess.run([str(triage), "serve", "--port", str(_free_port())], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+                          text=True)
+    return proc.returncode, proc.stdout.splitlines()
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("TRIAGE_PRESET", "bogus", "error: TRIAGE_PRESET must be fast or accurate; got 'bogus'"),
+    ("TRIAGE_ENCODER_BACKEND", "foo", "error: TRIAGE_ENCODER_BACKEND must be onnx or torch; "
+                                      "got 'foo'"),
+])
+def test_serve_with_a_bad_setting_says_one_line(tmp_path: Path, variable: str, value: str,
+                                                says: str) -> None:
+    env = {**os.environ, "TRIAGE_HOME": str(tmp_path / "empty-home"), variable: value}
+    env.pop("TRIAGE_DATABASE_URL", None)
+    code, lines = _serve_output(env)
+    assert code == 2
+    assert lines == [says]
+
+
+def test_serve_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> None:
+    """A domain error while starting (here: the default model's taxonomy file is missing) is the
+    one sentence, not uvicorn's traceback and "Application startup failed"."""
+    env = {**os.environ, "TRIAGE_HOME": str(tmp_path / "empty-home"),
+           "TRIAGE_TAXONOMY_FILE": str(tmp_path / "nowhere.csv")}
+    env.pop("TRIAGE_DATABASE_URL", None)
+    code, lines = _serve_output(env)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nowhere.csv" in lines[0]

@@ -88,3 +88,10 @@ class ReturnRefusedError(TriageError):
 class HistoryError(InputFileError):
     """Past tickets (``--history``) that cannot teach routing: too few usable rows, or a single
     unit to choose."""
+
+
+class InvalidSettingError(TriageError):
+    """A ``TRIAGE_*`` setting (environment variable or ``.env``) whose value breaks its rule; the
+    message names the variable as it was written, the rule and the value."""
+
+    status_code = 500
