@@ -92,6 +92,8 @@ def encoder_manifest(encoder: Any, source: str) -> dict[str, Any]:
     ``source``: ``"e5-small"`` (the packaged model), a local model directory, or ``"bundled"``
     (a fine-tuned encoder stored inside the version, in ``encoder/``).
     """
+    if source not in ("bundled", "e5-small"):
+        source = str(Path(source).expanduser().resolve())  # found from any directory
     return {"source": source, "fingerprint": encoder.fingerprint, "max_length": encoder.max_length,
             "max_chars": encoder.max_chars, "prefix": encoder.prefix, "dim": encoder.dim}
 

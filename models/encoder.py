@@ -50,7 +50,8 @@ def locate_encoder(name: str | Path, home: Path, progress: Progress | None = Non
                 return target
         target.parent.mkdir(parents=True, exist_ok=True)
         return e5_rebuild.rebuild(target, progress)
-    path = Path(name).expanduser()
+    # absolute: a version records where its encoder is, and is loaded from other directories
+    path = Path(os.path.abspath(Path(name).expanduser()))
     if not (path / "config.json").is_file():
         raise ArtifactError(
             f"encoder {str(name)!r} is neither 'e5-small' (the packaged model) nor a model "
@@ -85,6 +86,30 @@ def query_prefix(path: Path) -> str:
     return "query: " if "e5" in path.name.lower() else ""
 
 
+def token_limit(path: Path) -> int | None:
+    """The most tokens the encoder in ``path`` reads (its position embeddings), if it says.
+
+    RoBERTa-style models (XLM-R) number positions from the padding id + 1, so two of theirs
+    (514 → 512) are never a token's."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+        positions = int(config["max_position_embeddings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if str(config.get("model_type", "")) in ("roberta", "xlm-roberta", "camembert"):
+        positions -= int(config.get("pad_token_id") or 0) + 1
+    return positions
+
+
+def check_max_length(path: Path, max_length: int) -> None:
+    """Refuse ``max_length`` (``TRIAGE_ENCODER_MAX_LENGTH``) beyond what the encoder in ``path``
+    reads: a longer appeal would crash it at serving."""
+    limit = token_limit(path)
+    if limit is not None and max_length > limit:
+        raise ArtifactError(f"TRIAGE_ENCODER_MAX_LENGTH is {max_length} but this encoder "
+                            f"({path}) reads at most {limit} tokens: set it to {limit} or less")
+
+
 def head_tail(text: str, max_chars: int) -> str:
     """The first two thirds and last third of ``max_chars`` characters of a long text."""
     if len(text) <= max_chars:
@@ -98,26 +123,31 @@ _OPEN_LOCK = threading.Lock()
 
 
 def open_encoder(
-    source: str | Path, home: Path, *, backend: str = "onnx", max_length: int = 256,
+    source: str | Path, home: Path, *, backend: str = "onnx", max_length: int | None = None,
     max_chars: int = 320, progress: Progress | None = None,
 ) -> Encoder:
     """One shared ``Encoder`` per model directory and settings (the classifier, the correction
-    memory and a reloaded version use the same session and cache)."""
+    memory and a reloaded version use the same session and cache). Its ONNX export lives under
+    ``home/encoders/onnx/<fingerprint>/``; ``progress`` hears of the rebuild and the export."""
     path = locate_encoder(source, home, progress)
-    key = (str(path.resolve()), backend, max_length, max_chars)
+    # the fingerprint too: weights replaced in place are other weights, never the cached session
+    key = (str(path.resolve()), fingerprint(path), backend, max_length, max_chars)
     with _OPEN_LOCK:
         if key not in _OPEN:
-            _OPEN[key] = Encoder(path, backend=backend, max_length=max_length, max_chars=max_chars)
+            _OPEN[key] = Encoder(path, backend=backend, max_length=max_length, max_chars=max_chars,
+                                 exports=Path(home) / "encoders" / "onnx", progress=progress)
         return _OPEN[key]
 
 
 def reopen_encoder(info: Any, directory: Path, *, needs: str, retrain: str,
-                   bundled: Path | None = None) -> Encoder:
+                   bundled: Path | None = None, progress: Progress | None = None) -> Encoder:
     """The encoder a saved version recorded (``info``: source, fingerprint, max_length,
     max_chars), opened after checking its weights are the ones the version was trained with.
 
     ``needs`` names what needs it (for the error), ``retrain`` the command that rebuilds the
-    version; ``bundled`` is where a version keeps its own encoder (source ``"bundled"``).
+    version; ``bundled`` is where a version keeps its own encoder (source ``"bundled"``);
+    ``progress`` hears of a rebuild or an export (default: one log line a step). A recorded
+    max_length beyond what the encoder reads is served at the encoder's limit.
     """
     from triage.settings import get_settings
 
@@ -127,7 +157,14 @@ def reopen_encoder(info: Any, directory: Path, *, needs: str, retrain: str,
     settings = get_settings()
     source = str(info["source"])
     where: str | Path = bundled if source == "bundled" and bundled is not None else source
-    path = locate_encoder(where, settings.home)
+    if where == source and source != PACKAGED and not Path(source).expanduser().is_absolute() \
+            and not Path(source).expanduser().is_dir():
+        raise ArtifactError(
+            f"{directory} names its encoder by the relative path {source!r}, which is not a "
+            f"directory from here: run from the directory it was trained in or retrain it with "
+            f"`{retrain}`")
+    progress = progress or _logged_steps()
+    path = locate_encoder(where, settings.home, progress)
     found = fingerprint(path)
     if found != info.get("fingerprint"):
         raise ArtifactError(
@@ -135,9 +172,28 @@ def reopen_encoder(info: Any, directory: Path, *, needs: str, retrain: str,
             f"{str(info.get('fingerprint'))[:12]}) but {path} holds other weights ({found[:12]}): "
             f"put back the encoder it was trained with (TRIAGE_ENCODER) or retrain it with "
             f"`{retrain}`")
-    return open_encoder(where, settings.home, backend=settings.encoder_backend,
-                        max_length=int(info.get("max_length", 128)),
-                        max_chars=int(info.get("max_chars", 160)))
+    max_length, limit = int(info.get("max_length", 128)), token_limit(path)
+    if limit is not None and max_length > limit:
+        # such a version (trained before the limit was checked) would crash on a long appeal
+        _log.warning("%s: serving its encoder with %d tokens, the most it reads (recorded: %d)",
+                     directory, limit, max_length)
+        max_length = limit
+    return open_encoder(path, settings.home, backend=settings.encoder_backend,
+                        max_length=max_length, max_chars=int(info.get("max_chars", 160)),
+                        progress=progress)
+
+
+def _logged_steps() -> Progress:
+    """A progress callback that logs each step once (rebuilding e5, exporting to ONNX: a minute
+    or so on first use, which should not pass in silence)."""
+    seen: set[str] = set()
+
+    def report(step: str, _done: float) -> None:
+        if step not in seen:
+            seen.add(step)
+            _log.warning("preparing the encoder: %s", step)
+
+    return report
 
 
 class _FastTokenizer:
@@ -181,6 +237,11 @@ class _FastTokenizer:
 class Encoder:
     """Embeds texts with a transformer; ``backend`` ``"onnx"`` (int8, fast) or ``"torch"`` (fp32).
 
+    ``max_length`` may not exceed what the model reads (``token_limit``; unset: 256 or that).
+    The ONNX export and the cut vocabulary go to ``exports/<fingerprint>/`` (``open_encoder``:
+    under ``TRIAGE_HOME``; ``None``: ``onnx/`` inside the model directory); an export of other
+    weights is never served.
+
     Example:
         >>> enc = Encoder(locate_encoder("e5-small", Path("var")))  # doctest: +SKIP
         >>> enc.encode(["楼下餐馆油烟扰民"]).shape  # doctest: +SKIP
@@ -188,13 +249,19 @@ class Encoder:
     """
 
     def __init__(
-        self, path: Path, *, backend: str = "onnx", max_length: int = 256, max_chars: int = 320,
-        batch_size: int = 16, cache_size: int = 20_000, threads: int | None = None,
-        prefix: str | None = None, cut_vocabulary: bool = True,
+        self, path: Path, *, backend: str = "onnx", max_length: int | None = None,
+        max_chars: int = 320, batch_size: int = 16, cache_size: int = 20_000,
+        threads: int | None = None, prefix: str | None = None, cut_vocabulary: bool = True,
+        exports: Path | None = None, progress: Progress | None = None,
     ) -> None:
         if backend not in ("onnx", "torch"):
             raise ArtifactError(f"unknown encoder backend {backend!r}: choose onnx or torch")
+        if max_length is None:  # unset: 256, or fewer if that is all the encoder reads
+            max_length = min(256, token_limit(Path(path)) or 256)
+        check_max_length(Path(path), max_length)
         self.path = Path(path)
+        self.exports = None if exports is None else Path(exports)
+        self._progress = progress
         self.backend = backend
         self.max_length = max_length
         self.max_chars = max_chars
@@ -217,25 +284,48 @@ class Encoder:
 
     # -- loading ---------------------------------------------------------------------------
     def _onnx_files(self, cut_vocabulary: bool) -> tuple[Path, Path | None]:
-        """The ONNX model and the tokenizer file to serve (exported to int8 on first use)."""
-        from models import encoder_vocab
+        """The ONNX model and the tokenizer file to serve (exported to int8 on first use of
+        these weights)."""
+        from models.onnx_export import INT8, find_or_export
 
-        file = self.path / ONNX_FILE
-        if not file.is_file():
-            from models.onnx_export import export_int8
-
-            export_int8(self.path, file)
+        onnx_dir = find_or_export(self.path, self.fingerprint, self.exports, self._report)
         tokenizer = self.path / "tokenizer.json"
         if cut_vocabulary:
-            found = encoder_vocab.pruned_files(self.path)
-            if found is None and encoder_vocab.can_prune(self.path):
-                found = encoder_vocab.build_in_child(self.path)
-                if isinstance(found, str):
-                    _log.warning("serving %s with its whole vocabulary (more memory): the cut "
-                                 "one could not be built: %s", self.path, found)
+            found = self._cut_files(onnx_dir)
             if isinstance(found, tuple):
                 return found
-        return file, tokenizer if tokenizer.is_file() else None
+        return onnx_dir / INT8, tokenizer if tokenizer.is_file() else None
+
+    def _cut_files(self, onnx_dir: Path) -> tuple[Path, Path] | str | None:
+        """The cut ONNX model and tokenizer (``models.encoder_vocab``), built beside the export
+        if missing or stale; why not, or None for a tokenizer that is not cut."""
+        from models import encoder_vocab
+        from models.onnx_export import copy_export
+
+        found = encoder_vocab.pruned_files(self.path, onnx_dir)
+        if found is not None or not encoder_vocab.can_prune(self.path):
+            return found
+        if self.exports is not None and not onnx_dir.is_relative_to(self.exports):
+            # an export inside the model directory (earlier releases): the model's directory
+            # stays as it was written, the cut goes beside a copy under exports
+            onnx_dir = copy_export(onnx_dir, self.exports / self.fingerprint, self.fingerprint)
+            found = encoder_vocab.pruned_files(self.path, onnx_dir)
+            if found is not None:
+                return found
+        step = f"cutting the vocabulary of {self.path} to Chinese (once for these weights)"
+        self._report(step, 0.0)
+        found = encoder_vocab.build_in_child(self.path, onnx_dir)
+        self._report(step, 1.0)
+        if isinstance(found, str):
+            _log.warning("serving %s with its whole vocabulary (more memory): the cut "
+                         "one could not be built: %s", self.path, found)
+        return found
+
+    def _report(self, step: str, done: float) -> None:
+        if self._progress is not None:
+            self._progress(step, done)
+        else:
+            _log.info("%s (%.0f%%)", step, 100 * done)
 
     def _load_tokenizer(self) -> Any:
         if self.backend == "onnx" and self._tokenizer_file is not None:

@@ -18,13 +18,15 @@ with characters outside the set (Cyrillic, Greek, Thai...) still gets a segmenta
 foreign words may split into other pieces (single characters of every script are kept, so a
 stray Greek or Cyrillic letter is still its own piece).
 
-``prune`` writes ``onnx/model_int8_zh.onnx`` and ``onnx/tokenizer_zh.json`` beside the full ones
-and checks, on fixed sentences, that token ids map one to one and that hidden states are equal;
-``pruned_files`` gives them back if they were built from the files now in the directory.
+``prune`` writes ``model_int8_zh.onnx`` and ``tokenizer_zh.json`` beside the int8 export (the
+export directory under ``TRIAGE_HOME/encoders/onnx/<fingerprint>/``, or ``onnx/`` inside model
+directories written before exports moved there) and checks, on fixed sentences, that token ids map
+one to one and that hidden states are equal; ``pruned_files`` gives them back if they were built
+from the weights, int8 graph and tokenizer there now.
 Only unigram (sentencepiece) tokenizers are cut; WordPiece ones (BERT, bge) are served whole.
 
-Run ``python -m models.encoder_vocab MODEL_DIR`` to build them (``models.encoder`` does it in a
-child process, so the full vocabulary never occupies the serving process).
+Run ``python -m models.encoder_vocab MODEL_DIR [ONNX_DIR]`` to build them (``models.encoder`` does
+it in a child process, so the full vocabulary never occupies the serving process).
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ import numpy as np
 
 from triage.errors import ArtifactError
 
-SOURCE_ONNX = "onnx/model_int8.onnx"
-SOURCE_TOKENIZER = "tokenizer.json"
-PRUNED_ONNX = "onnx/model_int8_zh.onnx"
-PRUNED_TOKENIZER = "onnx/tokenizer_zh.json"
-REPORT = "onnx/vocab_zh.json"
+# In the export directory (``onnx_dir``): the int8 graph, and the cut files written beside it.
+SOURCE_ONNX = "model_int8.onnx"
+PRUNED_ONNX = "model_int8_zh.onnx"
+PRUNED_TOKENIZER = "tokenizer_zh.json"
+REPORT = "vocab_zh.json"
+SOURCE_TOKENIZER = "tokenizer.json"  # in the model directory
+LEGACY_DIR = "onnx"  # the export directory inside a model directory, before TRIAGE_HOME held them
 SCHEME = "cjk-ascii-punct-v1"
 
 # Unicode ranges whose characters Chinese appeals are written in (besides ASCII): CJK ideographs
@@ -115,30 +119,49 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sources(model_dir: Path) -> dict[str, str]:
+def _onnx_dir(model_dir: Path, onnx_dir: Path | None) -> Path:
+    return Path(onnx_dir) if onnx_dir is not None else Path(model_dir) / LEGACY_DIR
+
+
+def _sources(model_dir: Path, onnx_dir: Path) -> dict[str, str]:
     """What the cut was built from: the weights (the encoder's fingerprint), the int8 graph and
     the tokenizer."""
     from models.encoder import fingerprint
 
-    return {"weights": fingerprint(model_dir), "onnx": _digest(model_dir / SOURCE_ONNX),
+    return {"weights": fingerprint(model_dir), "onnx": _digest(onnx_dir / SOURCE_ONNX),
             "tokenizer": _digest(model_dir / SOURCE_TOKENIZER)}
 
 
-def pruned_files(model_dir: Path) -> tuple[Path, Path] | None:
-    """The cut ONNX model and tokenizer of ``model_dir``, if built from its current files."""
-    model_dir = Path(model_dir)
-    report = model_dir / REPORT
-    onnx_file, tokenizer = model_dir / PRUNED_ONNX, model_dir / PRUNED_TOKENIZER
-    if not (report.is_file() and onnx_file.is_file() and tokenizer.is_file()):
-        return None
+def _report(onnx_dir: Path) -> dict[str, Any]:
     try:
-        recorded = json.loads(report.read_text())
-    except (OSError, json.JSONDecodeError):
+        return dict(json.loads((onnx_dir / REPORT).read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def pruned_files(model_dir: Path, onnx_dir: Path | None = None) -> tuple[Path, Path] | None:
+    """The cut ONNX model and tokenizer in ``onnx_dir`` (default: ``onnx/`` in ``model_dir``),
+    if built from the weights, int8 graph and tokenizer there now."""
+    model_dir, onnx_dir = Path(model_dir), _onnx_dir(model_dir, onnx_dir)
+    onnx_file, tokenizer = onnx_dir / PRUNED_ONNX, onnx_dir / PRUNED_TOKENIZER
+    if not (onnx_file.is_file() and tokenizer.is_file() and (onnx_dir / SOURCE_ONNX).is_file()):
         return None
+    recorded = _report(onnx_dir)
     if (recorded.get("scheme") != SCHEME or not recorded.get("exact")
-            or recorded.get("sources") != _sources(model_dir)):
+            or recorded.get("sources") != _sources(model_dir, onnx_dir)):
         return None
     return onnx_file, tokenizer
+
+
+def recorded_weights(onnx_dir: Path) -> str | None:
+    """The fingerprint of the weights the int8 graph in ``onnx_dir`` was cut with, if the graph
+    is still the one cut (how exports written before ``model_int8.json`` recorded their weights
+    are recognised)."""
+    sources = _report(Path(onnx_dir)).get("sources") or {}
+    graph = Path(onnx_dir) / SOURCE_ONNX
+    if not (isinstance(sources, dict) and sources.get("weights") and graph.is_file()):
+        return None
+    return str(sources["weights"]) if sources.get("onnx") == _digest(graph) else None
 
 
 def can_prune(model_dir: Path) -> bool:
@@ -156,10 +179,12 @@ def can_prune(model_dir: Path) -> bool:
     return not wanted
 
 
-def build_in_child(model_dir: Path, timeout: float = 600) -> tuple[Path, Path] | str:
+def build_in_child(model_dir: Path, onnx_dir: Path | None = None,
+                   timeout: float = 600) -> tuple[Path, Path] | str:
     """Build the cut files in a child process (the full vocabulary never loads here): their
     paths, or why they could not be built (the encoder is then served whole)."""
-    command = [sys.executable, "-m", "models.encoder_vocab", str(model_dir)]
+    onnx_dir = _onnx_dir(model_dir, onnx_dir)
+    command = [sys.executable, "-m", "models.encoder_vocab", str(model_dir), str(onnx_dir)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")])}
     try:
@@ -169,45 +194,46 @@ def build_in_child(model_dir: Path, timeout: float = 600) -> tuple[Path, Path] |
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         return lines[-1] if lines else f"exit status {done.returncode}"
-    return pruned_files(model_dir) or "the files it wrote do not match the model"
+    return pruned_files(model_dir, onnx_dir) or "the files it wrote do not match the model"
 
 
 # -- building ------------------------------------------------------------------------------------
-def prune(model_dir: Path) -> tuple[Path, Path]:
-    """Write the cut tokenizer and ONNX model of ``model_dir`` (its int8 ONNX must exist)."""
+def prune(model_dir: Path, onnx_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write the cut tokenizer and ONNX model of ``model_dir`` into ``onnx_dir`` (default:
+    ``onnx/`` in ``model_dir``), where its int8 ONNX must be."""
     import onnx
     from onnx import numpy_helper
 
-    model_dir = Path(model_dir)
+    model_dir, onnx_dir = Path(model_dir), _onnx_dir(model_dir, onnx_dir)
     spec = json.loads((model_dir / SOURCE_TOKENIZER).read_text(encoding="utf-8"))
     keep = kept_ids(spec)
     cut = cut_tokenizer(spec, keep)
     del spec
 
-    graph_model = onnx.load(str(model_dir / SOURCE_ONNX))
+    graph_model = onnx.load(str(onnx_dir / SOURCE_ONNX))
     table = embedding_table(graph_model)
     rows = numpy_helper.to_array(table)
     if rows.shape[0] <= int(keep.max()):
-        raise ArtifactError(f"{model_dir / SOURCE_ONNX}: its token embeddings have "
+        raise ArtifactError(f"{onnx_dir / SOURCE_ONNX}: its token embeddings have "
                             f"{rows.shape[0]} rows, fewer than the tokenizer's pieces")
     table.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(rows[keep]), table.name))
     del rows
 
-    (model_dir / "onnx").mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_dir / "onnx") as tmp:
+    onnx_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=onnx_dir) as tmp:
         onnx_tmp, tok_tmp = Path(tmp) / "model.onnx", Path(tmp) / "tokenizer.json"
         onnx.save_model(graph_model, str(onnx_tmp))
         del graph_model
         tok_tmp.write_text(json.dumps(cut, ensure_ascii=False), encoding="utf-8")
-        check = check_cut(model_dir, tok_tmp, onnx_tmp, keep)
-        os.replace(onnx_tmp, model_dir / PRUNED_ONNX)
-        os.replace(tok_tmp, model_dir / PRUNED_TOKENIZER)
-    report = model_dir / (REPORT + f".{os.getpid()}")
+        check = check_cut(model_dir, tok_tmp, onnx_tmp, keep, onnx_dir / SOURCE_ONNX)
+        os.replace(onnx_tmp, onnx_dir / PRUNED_ONNX)
+        os.replace(tok_tmp, onnx_dir / PRUNED_TOKENIZER)
+    report = onnx_dir / (REPORT + f".{os.getpid()}")
     report.write_text(json.dumps({
         "scheme": SCHEME, "pieces": int(len(keep)), "pieces_before": int(check["pieces_before"]),
-        "exact": True, "check": check, "sources": _sources(model_dir)}, indent=2))
-    os.replace(report, model_dir / REPORT)
-    return model_dir / PRUNED_ONNX, model_dir / PRUNED_TOKENIZER
+        "exact": True, "check": check, "sources": _sources(model_dir, onnx_dir)}, indent=2))
+    os.replace(report, onnx_dir / REPORT)
+    return onnx_dir / PRUNED_ONNX, onnx_dir / PRUNED_TOKENIZER
 
 
 def kept_ids(spec: dict[str, Any]) -> np.ndarray:
@@ -280,8 +306,8 @@ def embedding_table(model: Any) -> Any:
     raise ArtifactError("the ONNX graph has no token-embedding table this module can cut")
 
 
-def check_cut(model_dir: Path, tokenizer_file: Path, onnx_file: Path,
-              keep: np.ndarray) -> dict[str, Any]:
+def check_cut(model_dir: Path, tokenizer_file: Path, onnx_file: Path, keep: np.ndarray,
+              source_onnx: Path) -> dict[str, Any]:
     """Token ids on ``CHECK_TEXTS`` map one to one and the hidden states are identical."""
     import onnxruntime as ort
     from tokenizers import Tokenizer
@@ -299,7 +325,7 @@ def check_cut(model_dir: Path, tokenizer_file: Path, onnx_file: Path,
     options = ort.SessionOptions()
     options.log_severity_level = 3
     sessions = [ort.InferenceSession(str(f), options, providers=["CPUExecutionProvider"])
-                for f in (model_dir / SOURCE_ONNX, onnx_file)]
+                for f in (source_onnx, onnx_file)]
     # one padded batch, as served: the padding id must mean the same to both graphs
     pad = cut.token_to_id("<pad>")
     pad = 1 if pad is None else pad
@@ -321,10 +347,10 @@ def check_cut(model_dir: Path, tokenizer_file: Path, onnx_file: Path,
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m models.encoder_vocab MODEL_DIR", file=sys.stderr)
+    if len(args) not in (1, 2):
+        print("usage: python -m models.encoder_vocab MODEL_DIR [ONNX_DIR]", file=sys.stderr)
         return 2
-    onnx_file, tokenizer = prune(Path(args[0]))
+    onnx_file, tokenizer = prune(Path(args[0]), Path(args[1]) if len(args) == 2 else None)
     print(json.dumps({"onnx": str(onnx_file), "tokenizer": str(tokenizer)}))
     return 0
 

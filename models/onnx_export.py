@@ -7,7 +7,8 @@ and fp32 sentence embeddings on fixed Chinese sentences, short and long. Quantis
 tried in order (``QUANTISATIONS``: all layers in int8, then mixed precision with the most
 disturbed MatMuls in fp32, then the embeddings alone) and the first that passes is kept; if none
 does, the fp32 graph is served.
-What was tried is written beside the model (``model_int8.json``).
+What was tried, and the fingerprint of the weights exported, is written beside the model
+(``model_int8.json``): an export serves only the weights it was made from.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import io
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +67,72 @@ QUANTISATIONS: tuple[tuple[str, dict], ...] = (
 )
 
 
+INT8 = "model_int8.onnx"
+LEGACY_DIR = "onnx"  # inside a model directory: where exports went before TRIAGE_HOME held them
+
+
+def export_dir(home: Path, weights: str) -> Path:
+    """Where the export of the weights with fingerprint ``weights`` lives under ``TRIAGE_HOME``
+    (the encoder's own directory may be read-only, or a version that never changes)."""
+    return Path(home) / "encoders" / "onnx" / weights
+
+
+def export_fingerprint(onnx_dir: Path) -> str | None:
+    """The fingerprint of the weights the int8 graph in ``onnx_dir`` was exported from, if known:
+    from ``model_int8.json``, or, for exports written before it recorded them, from the report of
+    the vocabulary cut made of that very graph (``models.encoder_vocab.recorded_weights``)."""
+    from models import encoder_vocab
+
+    if not (Path(onnx_dir) / INT8).is_file():
+        return None
+    try:
+        recorded = json.loads((Path(onnx_dir) / INT8).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    value = recorded.get("fingerprint") if isinstance(recorded, dict) else None
+    return str(value) if value else encoder_vocab.recorded_weights(Path(onnx_dir))
+
+
+def find_or_export(model_dir: Path, weights: str, exports: Path | None,
+                   report: Callable[[str, float], None]) -> Path:
+    """The directory of an int8 export of ``model_dir`` (fingerprint ``weights``): the one inside
+    it (``onnx/``, as earlier releases wrote) or under ``exports`` if made from these weights,
+    else a new export under ``exports`` (``None``: inside the model directory)."""
+    legacy = Path(model_dir) / LEGACY_DIR
+    target = legacy if exports is None else Path(exports) / weights
+    for candidate in (target, legacy):
+        if export_fingerprint(candidate) == weights:
+            return candidate
+    step = f"exporting the encoder {model_dir} to ONNX int8 (once for these weights)"
+    report(step, 0.0)
+    export_int8(Path(model_dir), target / INT8)
+    report(step, 1.0)
+    return target
+
+
+def copy_export(source: Path, target: Path, weights: str) -> Path:
+    """Copy the int8 export in ``source`` (made from the weights ``weights``) to ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    report_file = (source / INT8).with_suffix(".json")
+    try:
+        report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    except (OSError, ValueError):
+        report = {}
+    partial = target / (INT8 + f".{os.getpid()}.partial")
+    shutil.copyfile(source / INT8, partial)
+    os.replace(partial, target / INT8)
+    (target / INT8).with_suffix(".json").write_text(json.dumps(
+        {**report, "fingerprint": weights, "copied_from": str(source)}, indent=2))
+    return target
+
+
 def export_int8(model_dir: Path, target: Path, *, check: bool = True) -> Path:
     """Write ``target`` (int8 ONNX) for the transformers model in ``model_dir``."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
+
+    from models.encoder import fingerprint
 
     try:
         model = AutoModel.from_pretrained(str(model_dir)).eval()
@@ -101,7 +164,7 @@ def export_int8(model_dir: Path, target: Path, *, check: bool = True) -> Path:
                 dynamic_shapes=({0: batch, 1: tokens}, {0: batch, 1: tokens}),
                 opset_version=18, dynamo=True, verbose=False,
             )
-        report: dict[str, object] = {"tried": []}
+        report: dict[str, object] = {"fingerprint": fingerprint(Path(model_dir)), "tried": []}
         chosen, ranking = None, None
         for name, options in QUANTISATIONS:
             options = dict(options)
@@ -128,8 +191,13 @@ def export_int8(model_dir: Path, target: Path, *, check: bool = True) -> Path:
             # the exporter keeps fp32 weights in a side file (model.onnx.data): inline them
             chosen = Path(tmp) / "model_fp32_inline.onnx"
             onnx.save_model(onnx.load(str(fp32)), str(chosen))
+        # the graph first, then the report naming its weights: until both are in place the
+        # export is not recognised as these weights' (a reader exports again, never serves a
+        # stale graph)
         shutil.move(str(chosen), target)
-        target.with_suffix(".json").write_text(json.dumps(report, indent=2))
+        written = Path(tmp) / "report.json"
+        written.write_text(json.dumps(report, indent=2))
+        os.replace(written, target.with_suffix(".json"))
     return target
 
 

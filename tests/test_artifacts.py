@@ -22,6 +22,7 @@ from models.artifacts import (
     save_model,
 )
 from models.classifier import HierarchicalClassifier
+from models.encoder import fingerprint
 from models.serving import ModelHolder
 from triage.errors import ArtifactError, ModelNotReadyError, NotFoundError
 from triage.settings import PROJECT_ROOT
@@ -319,7 +320,10 @@ def test_a_version_saved_before_the_vocabulary_cut_loads_cut_and_predicts_the_sa
     try:
         loaded = load_model(version)
         assert loaded.model.encoder_.vocabulary == "cut"
-        assert encoder_vocab.pruned_files(version / ENCODER_DIR) is not None
+        # the cut lives under TRIAGE_HOME, keyed by the weights; the version is left as written
+        export = tmp_path / "home" / "encoders" / "onnx" / fingerprint(version / ENCODER_DIR)
+        assert encoder_vocab.pruned_files(version / ENCODER_DIR, export) is not None
+        assert encoder_vocab.pruned_files(version / ENCODER_DIR) is None
         np.testing.assert_array_equal(loaded.model.predict_proba(TEXTS + ["公交站台太远"]), expected)
         # other weights in its encoder/ are still refused, saying what to do
         stamp = version / ENCODER_DIR / "triage-encoder.json"

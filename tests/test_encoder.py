@@ -219,7 +219,7 @@ def test_a_unigram_encoder_serves_its_vocabulary_cut_to_chinese_with_the_same_em
     assert (whole.vocabulary, cut.vocabulary) == ("full", "cut")
     assert cut.fingerprint == whole.fingerprint  # the same weights: versions still load
     full_tok = Tokenizer.from_file(str(unigram_encoder / "tokenizer.json"))
-    cut_tok = Tokenizer.from_file(str(unigram_encoder / encoder_vocab.PRUNED_TOKENIZER))
+    cut_tok = Tokenizer.from_file(str(unigram_encoder / "onnx" / encoder_vocab.PRUNED_TOKENIZER))
     kept = set(cut_tok.get_vocab())
     assert {"▁Привет", "при", "вет", "▁σας"}.isdisjoint(kept)  # foreign words are gone
     assert {"β", "п", "σ", "消防通道", "▁KTV", "<mask>"} <= kept  # single letters stay
@@ -247,7 +247,7 @@ def test_a_cut_vocabulary_built_from_other_files_is_rebuilt_not_served(
     shutil.copytree(unigram_encoder, copy)
     Encoder(copy, threads=1)
     assert encoder_vocab.pruned_files(copy) is not None
-    stale = (copy / encoder_vocab.PRUNED_TOKENIZER).read_bytes()
+    stale = (copy / "onnx" / encoder_vocab.PRUNED_TOKENIZER).read_bytes()
     # the model's tokenizer changes (say a fine-tuned copy was put in place): the cut is stale
     spec = json.loads((copy / "tokenizer.json").read_text())
     spec["model"]["vocab"][10][1] -= 5.0
@@ -255,7 +255,7 @@ def test_a_cut_vocabulary_built_from_other_files_is_rebuilt_not_served(
     assert encoder_vocab.pruned_files(copy) is None
     served = Encoder(copy, threads=1)
     assert served.vocabulary == "cut"
-    assert (copy / encoder_vocab.PRUNED_TOKENIZER).read_bytes() != stale
+    assert (copy / "onnx" / encoder_vocab.PRUNED_TOKENIZER).read_bytes() != stale
 
 
 @pytest.mark.slow
@@ -298,8 +298,109 @@ def test_an_encoder_whose_cut_cannot_be_built_is_served_whole_with_a_warning(
 
     copy = tmp_path / "enc"
     shutil.copytree(unigram_encoder, copy, ignore=shutil.ignore_patterns("*_zh*"))
-    monkeypatch.setattr(encoder_vocab, "build_in_child", lambda _: "read-only file system")
+    monkeypatch.setattr(encoder_vocab, "build_in_child", lambda *_: "read-only file system")
     served = Encoder(copy, threads=1)
     assert served.vocabulary == "full"
     assert "read-only file system" in caplog.text
     assert np.array_equal(served.encode(MIXED), Encoder(unigram_encoder, threads=1).encode(MIXED))
+
+
+# -- what the encoder reads, and where a version finds it -----------------------------------------
+def _train(*extra: str) -> list[str]:
+    from triage.settings import PROJECT_ROOT
+
+    data = PROJECT_ROOT / "datasets"
+    return ["train", "--data", str(data / "demo_appeals.csv"), "--text-column", "text",
+            "--label-column", "label", "--taxonomy", str(data / "demo_taxonomy.csv"),
+            "--preset", "accurate", "--time-budget", "0", "--holdout", "0", *extra]
+
+
+def test_a_max_length_beyond_what_the_encoder_reads_is_refused_at_training(
+    tiny_encoder_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    import training.jobs
+    from api.cli import app
+    from triage.settings import get_settings
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("fine-tuned before refusing the max length")
+
+    monkeypatch.setattr(training.jobs, "_finetune", never)
+    monkeypatch.setenv("TRIAGE_ENCODER_MAX_LENGTH", "1000")
+    get_settings.cache_clear()
+    for budget in ("0", "5"):  # refused before any fine-tuning, which could take minutes
+        args = _train("--output", str(tmp_path / "v"))
+        args[args.index("--time-budget") + 1] = budget
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.output.strip().splitlines()[-1] == (
+            f"error: TRIAGE_ENCODER_MAX_LENGTH is 1000 but this encoder ({tiny_encoder_env}) "
+            f"reads at most 256 tokens: set it to 256 or less")
+        assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("onnx", marks=pytest.mark.slow)])
+def test_a_version_recorded_with_too_long_a_max_length_still_reads_a_long_appeal(
+    tiny_encoder_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str,
+) -> None:
+    """A version trained before the limit was checked (max_length 1000 for 256 positions) is
+    served at the limit instead of crashing on a 12,000-character appeal."""
+    from models.encoder import fingerprint, reopen_encoder
+    from triage.settings import get_settings
+
+    monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", backend)
+    get_settings.cache_clear()
+    info = {"source": str(tiny_encoder_env), "fingerprint": fingerprint(tiny_encoder_env),
+            "max_length": 1000, "max_chars": 20_000}
+    encoder = reopen_encoder(info, tmp_path / "v", needs="the model", retrain="triage train")
+    long_appeal = ("小区楼下的餐馆油烟太大，熏得住户没法开窗。" * 600)[:12_000]
+    vectors = encoder.encode([long_appeal, APPEALS[0]])
+    assert vectors.shape == (2, 32) and np.isfinite(vectors).all()
+    assert encoder.max_length == 256
+
+
+def test_a_relative_encoder_path_is_opened_as_an_absolute_one(
+    tiny_encoder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    from models.encoder import open_encoder
+
+    shutil.copytree(tiny_encoder, tmp_path / "localenc" / "copy",
+                    ignore=shutil.ignore_patterns("onnx"))
+    monkeypatch.chdir(tmp_path)
+    encoder = open_encoder("localenc/copy", tmp_path / "home", backend="torch")
+    assert encoder.path == tmp_path / "localenc" / "copy"
+    assert encoder.describe()["path"] == str(tmp_path / "localenc" / "copy")
+
+
+def test_a_version_trained_with_a_relative_encoder_path_predicts_from_elsewhere(
+    tiny_encoder: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from triage.settings import PROJECT_ROOT, get_settings
+
+    shutil.copytree(tiny_encoder, tmp_path / "x" / "localenc" / "e5copy",
+                    ignore=shutil.ignore_patterns("onnx"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setenv("TRIAGE_ENCODER", "localenc/e5copy")
+    monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", "torch")
+    get_settings.cache_clear()
+    monkeypatch.chdir(tmp_path / "x")
+    runner = CliRunner()
+    result = runner.invoke(app, _train("--output", str(tmp_path / "v")))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    assert manifest["encoder"]["source"] == str(tmp_path / "x" / "localenc" / "e5copy")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    result = runner.invoke(app, [
+        "predict", "--model", str(tmp_path / "v"), "--input",
+        str(PROJECT_ROOT / "datasets" / "demo_test.csv"), "--text-column", "text",
+        "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
