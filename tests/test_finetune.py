@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from conftest import DATASETS
 from models.encoder import Encoder, fingerprint
 from training import finetune
 from training.finetune import finetune_encoder, load_head
-from training.finetune_checkpoint import CHECKPOINT_FILE
+from training.finetune_checkpoint import CHECKPOINT_FILE, uninterrupted
 from training.finetune_schedule import Plan
 from triage.errors import ArtifactError, LabelError
 from triage.tables import read_table
@@ -209,3 +210,63 @@ def test_a_budget_too_short_for_every_step_still_decays_the_learning_rate() -> N
     assert plan(20) == pytest.approx(0.5) and plan(29) < 0.1 and plan(30) == 0.0
     plan.replan(step=20, seconds_per_step=1.0, seconds_left=1e6)  # time for all: the full plan
     assert plan.end == 100
+
+
+def interrupt_after(step: int, messages: list[str]):
+    """A progress callback that records messages and presses Ctrl-C once ``step`` is done."""
+
+    def progress(message: str, fraction: float) -> None:
+        messages.append(message)
+        if message.startswith(f"fine-tuning the encoder: step {step}/"):
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_an_interrupted_job_keeps_its_steps_and_resumes(tiny_encoder: Path, appeals,
+                                                        tmp_path: Path) -> None:
+    texts, labels = appeals
+    settings = {**FAST, "epochs": 2, "checkpoint_dir": tmp_path / "ckpt"}  # checkpoint_every 50
+    messages: list[str] = []
+    with pytest.raises(KeyboardInterrupt, match=r"^interrupted at step 4/10; run the same "
+                                                r"command to resume$"):
+        finetune_encoder(tiny_encoder, texts, labels, tmp_path / "out",
+                         progress=interrupt_after(4, messages), **settings)
+    assert (tmp_path / "ckpt" / CHECKPOINT_FILE).is_file()
+    assert not (tmp_path / "out").exists()  # nothing half-written to use by mistake
+
+    messages.clear()
+    again = finetune_encoder(tiny_encoder, texts, labels, tmp_path / "out",
+                             progress=lambda m, f: messages.append(m), **settings)
+    assert any(m.startswith("resuming from step 4/10") for m in messages)
+    assert (again["resumed_from_step"], again["steps_this_run"], again["steps"]) == (4, 6, 10)
+    whole = finetune_encoder(tiny_encoder, texts, labels, tmp_path / "whole", epochs=2, **FAST)
+    assert fingerprint(tmp_path / "out") == fingerprint(Path(whole["out_dir"]))  # same weights
+
+
+def test_an_interrupt_during_the_weight_update_lets_the_step_finish() -> None:
+    done: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with uninterrupted():
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the weights are half updated
+            done.append("the update finished")
+    assert done == ["the update finished"]
+
+
+@pytest.mark.parametrize("minutes", [-1.0, float("nan"), float("inf")])
+def test_a_time_budget_that_is_not_minutes_is_refused(minutes: float, tiny_encoder: Path,
+                                                      tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=f"time_budget_min is minutes, 0 or more; got {minutes}"):
+        finetune_encoder(tiny_encoder, ["路灯不亮了", "学校乱收费"], ["城市管理", "教育文体"],
+                         tmp_path / "out", time_budget_min=minutes)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("total", "warmup"), [(14, 5), (4, 2), (1, 1), (100, 10), (335, 33)])
+def test_a_short_plan_still_warms_up(total: int, warmup: int) -> None:
+    # 420 demo appeals are 14 steps: a 10% warm-up of one step put Adam's first, full-size
+    # update at the peak rate, and the loss rose from 2.30 (chance) to 4.9
+    plan = Plan(total)
+    assert plan.warmup == warmup
+    assert [plan(step) for step in range(warmup)] == pytest.approx(
+        [(step + 1) / warmup for step in range(warmup)])

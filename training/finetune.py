@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from models.artifacts import data_hash
 from models.e5_rebuild import STAMP, tensor_digest, write_sentence_transformers_config
 from models.encoder import fingerprint, head_tail, query_prefix
-from training.finetune_checkpoint import resume, save_checkpoint
+from training.finetune_checkpoint import resume, save_checkpoint, uninterrupted
 from training.finetune_run import Job, Progress, Run
 from training.finetune_schedule import Plan, micro_batches, tensors
 from triage.errors import ArtifactError, LabelError
@@ -44,6 +44,10 @@ SCALE = 20.0
 HEAD_FILE = "classifier_head.pt"
 REPLAN_AFTER, REPLAN_EVERY = 5, 5  # under a budget: re-plan the decay every 5 steps of a call
 _now = time.monotonic  # the budget's clock (tests replace it)
+
+
+class FinetuneInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fine-tuning job; the message says where and whether it can resume."""
 
 
 def finetune_encoder(
@@ -57,12 +61,19 @@ def finetune_encoder(
 
     ``max_length`` tokens of ``max_chars`` characters (head and tail, with the base's query prefix,
     as ``Encoder`` prepares them) per appeal; ``lr`` for the transformer layers, ``head_lr`` for
-    the head, a linear schedule with 10% warm-up; ``batch_size`` × ``grad_accum`` appeals per
-    optimiser step. The job stops after the optimiser step during which ``time_budget_min``
-    minutes (counted from the call) ran out, and still writes ``out_dir``. With ``checkpoint_dir``, the trainable state is saved every
-    ``checkpoint_every`` steps (and when the budget stops the job); a later call with the same
-    data and settings continues from it, other data or settings start over (said via
-    ``progress``).
+    the head, a linear schedule with 10% warm-up (at least 5 steps of a short run);
+    ``batch_size`` × ``grad_accum`` appeals per optimiser step. The job stops after the
+    optimiser step during which ``time_budget_min`` minutes (counted from the call) ran out, and
+    still writes ``out_dir`` (0: no step, the base's weights). With ``checkpoint_dir``, the
+    trainable state is saved every ``checkpoint_every`` steps, when the job ends and when it is
+    interrupted (Ctrl-C); a later call with the same data and settings continues from it, other
+    data or settings start over (said via ``progress``). The checkpoint stays after a finished
+    job: the caller removes it (``finetune_checkpoint.remove_checkpoint``) once it has stored
+    what it made.
+
+    Raises:
+        FinetuneInterrupted: on Ctrl-C (a ``KeyboardInterrupt``), after saving the checkpoint;
+            its message says at which step and how to resume. ``out_dir`` is not written.
 
     Returns:
         ``steps``, ``total_steps``, ``steps_this_run``, ``resumed_from_step``, ``epochs_done``,
@@ -75,6 +86,10 @@ def finetune_encoder(
         {'steps': 1, 'stopped_by_budget': False, ...}
     """
     started = _now()
+    if time_budget_min is not None and not (math.isfinite(time_budget_min)
+                                            and time_budget_min >= 0):
+        raise ValueError(f"time_budget_min is minutes, 0 or more; got {time_budget_min} "
+                         f"(None: no limit)")
     texts, labels = [str(t) for t in texts], [str(lab) for lab in labels]
     classes = _check_data(texts, labels)
     base_dir, out_dir = Path(base_dir), Path(out_dir)
@@ -249,6 +264,28 @@ def _fit(base_dir: Path, texts: list[str], labels: list[str], out_dir: Path, run
 
 def _train(job: Job, ids: list[list[int]], targets: list[int], pad_id: int | None, *,
            budget: float | None, checkpoint_every: int) -> None:
+    """Optimiser steps until the end or the budget; on Ctrl-C, save where the job is."""
+    try:
+        _steps(job, ids, targets, pad_id, budget=budget, checkpoint_every=checkpoint_every)
+    except KeyboardInterrupt as exc:
+        _save_where_stopped(job)
+        run = job.run
+        kept = ("run the same command to resume" if job.checkpoint_dir is not None
+                else "nothing was kept (no checkpoint_dir)")
+        raise FinetuneInterrupted(f"interrupted at step {run.step}/{run.total_steps}; "
+                                  f"{kept}") from exc
+    _save_where_stopped(job)
+
+
+def _save_where_stopped(job: Job) -> None:
+    """A checkpoint of the last step, unless one was just saved, so a later call loses nothing."""
+    job.model.eval()
+    if job.run.step > 0 and job.saved_step != job.run.step:
+        save_checkpoint(job, _seconds(job))
+
+
+def _steps(job: Job, ids: list[list[int]], targets: list[int], pad_id: int | None, *,
+           budget: float | None, checkpoint_every: int) -> None:
     """Optimiser steps until the end or the budget (checked before each step)."""
     run = job.run
     job.model.train()
@@ -272,9 +309,6 @@ def _train(job: Job, ids: list[list[int]], targets: list[int], pad_id: int | Non
                 f"loss {run.losses[-1]:.3f}", run.step / run.total_steps)
         if checkpoint_every > 0 and run.step % checkpoint_every == 0:
             save_checkpoint(job, _seconds(job))
-    job.model.eval()
-    if run.losses and job.saved_step != run.step:
-        save_checkpoint(job, _seconds(job))  # where the job stopped, so a later call loses nothing
 
 
 def _step(job: Job, group: list[tuple[Any, Any, Any]]) -> None:
@@ -285,12 +319,13 @@ def _step(job: Job, group: list[tuple[Any, Any, Any]]) -> None:
         loss.backward()
         total += float(loss.detach())
     trainable = [p for p in job.model.parameters() if p.requires_grad]
-    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-    job.optimizer.step()
-    job.scheduler.step()
-    job.optimizer.zero_grad(set_to_none=True)
-    job.run.step += 1
-    job.run.losses.append(total)
+    with uninterrupted():
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        job.optimizer.step()
+        job.scheduler.step()
+        job.optimizer.zero_grad(set_to_none=True)
+        job.run.step += 1
+        job.run.losses.append(total)
 
 
 def _over_budget(budget: float | None, started: float) -> bool:

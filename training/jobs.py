@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import tempfile
 import time
 from collections import Counter
@@ -113,7 +114,11 @@ def train_version(
 
     ``preset="accurate"`` adds the sentence encoder (``settings.encoder``); with
     ``finetune_minutes`` the encoder is first fine-tuned on these appeals for at most that long
-    and stored inside the version. ``bundled_encoder``: a fine-tuned encoder directory to train
+    and stored inside the version (unless no step fitted in that time: then it is used as it
+    is). The fine-tuning checkpoint is removed once the fine-tuning has finished and the version
+    is written; a fine-tuning the budget stopped keeps it, to continue on the next run. A Ctrl-C
+    during fine-tuning saves the checkpoint and ends in a ``TriageError`` saying how to resume.
+    ``bundled_encoder``: a fine-tuned encoder directory to train
     with and store (a retrained version keeps its parent's). ``glossary``: the node keywords to
     describe leaves with (default: ``settings.glossary``; a retrained version keeps its parent's).
     ``leaf_cascade`` (accurate): the encoder also reads appeals whose best leaf is below it.
@@ -128,13 +133,15 @@ def train_version(
                           "preset: add --preset accurate")
     if leaf_cascade is not None and not 0.0 <= leaf_cascade <= 1.0:
         raise TriageError(f"--leaf-cascade is a leaf probability from 0 to 1; got {leaf_cascade}")
+    if finetune_minutes is not None:
+        _check_minutes(finetune_minutes, "finetune_minutes")
     taxonomy.resolve_labels(labels)  # fail on bad labels before any long work
     settings = settings or get_settings()
     if glossary == FROM_SETTINGS:
         glossary = load_glossary(settings)
     metrics: dict[str, Any] = {}
     start = time.perf_counter()
-    encoder, source, bundled = None, None, None
+    encoder, source, bundled, tuned = None, None, None, {}
     with tempfile.TemporaryDirectory(dir=_scratch(settings)) as scratch:
         if preset == "accurate":
             encoder, source, bundled, tuned = _prepare_encoder(
@@ -167,6 +174,8 @@ def train_version(
         progress(f"writing version {manifest['version']} to {target}")
         save_model(model, target, manifest=manifest, dispatcher=dispatcher, encoder_dir=bundled)
         write_base_data(target, base_data if base_data is not None else (texts, labels))
+    if tuned and not tuned["stopped_by_budget"]:
+        _remove_checkpoint(settings, texts, labels)  # only an unfinished fine-tuning resumes
     return load_model(target)
 
 
@@ -187,12 +196,32 @@ def load_glossary(settings: Settings) -> Glossary | None:
 
 def finetune_budget(preset: str, minutes: float | None, settings: Settings) -> float | None:
     """Minutes of encoder fine-tuning for a training run: ``accurate`` fine-tunes for
-    ``settings.finetune_minutes`` unless told otherwise; 0 (or ``fast``) means none."""
-    if preset == "accurate" and minutes is None:
-        minutes = settings.finetune_minutes
+    ``settings.finetune_minutes`` unless told otherwise (``--time-budget``); 0 (or ``fast``)
+    means none. Anything but a finite number of minutes ≥ 0 is refused."""
+    if minutes is not None:
+        _check_minutes(minutes, "--time-budget")
+    elif preset == "accurate":
+        minutes = _check_minutes(settings.finetune_minutes, "TRIAGE_FINETUNE_MINUTES")
     if minutes is not None and minutes <= 0:
         return None
     return minutes
+
+
+def _check_minutes(minutes: float, name: str) -> float:
+    if not (math.isfinite(minutes) and minutes >= 0):
+        raise TriageError(f"{name} is minutes, 0 or more; got {minutes:g}")
+    return minutes
+
+
+def _checkpoint_dir(settings: Settings, texts: list[str], labels: list[str]) -> Path:
+    """Where fine-tuning on these appeals keeps its checkpoint (to resume an unfinished run)."""
+    return settings.home / "checkpoints" / data_hash(texts, labels)[:16]
+
+
+def _remove_checkpoint(settings: Settings, texts: list[str], labels: list[str]) -> None:
+    from training.finetune_checkpoint import remove_checkpoint
+
+    remove_checkpoint(_checkpoint_dir(settings, texts, labels))
 
 
 def _scratch(settings: Settings) -> Path:
@@ -212,27 +241,44 @@ def _prepare_encoder(
 ) -> tuple[Any, str, Path | None, dict[str, Any]]:
     """The encoder to train with (the configured one, or a copy fine-tuned on these appeals),
     its source, the fine-tuned directory if any and the fine-tuning report (empty if none)."""
-    from models.encoder import locate_encoder, open_encoder
+    from models.encoder import check_max_length, locate_encoder, open_encoder
 
     source = "bundled" if bundled is not None else settings.encoder
     progress(f"preparing the encoder {source}")
     base = locate_encoder(bundled or source, settings.home, _fraction(progress))
+    check_max_length(base, settings.encoder_max_length)  # before fine-tuning, not after it
     tuned: dict[str, Any] = {}
     if finetune_minutes is not None:
-        from training.finetune import finetune_encoder
-
-        level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
-        bundled = scratch / "encoder"
-        checkpoints = settings.home / "checkpoints" / data_hash(texts, labels)[:16]
-        tuned = finetune_encoder(base, texts, level1, bundled, time_budget_min=finetune_minutes,
-                         max_length=settings.encoder_max_length,
-                         max_chars=settings.encoder_max_chars, checkpoint_dir=checkpoints,
-                         progress=_fraction(progress))
-        base, source = bundled, "bundled"
+        tuned = _finetune(settings, base, texts, labels, taxonomy, finetune_minutes,
+                          scratch / "encoder", progress)
+        if tuned["steps"] > 0:
+            base, source, bundled = scratch / "encoder", "bundled", scratch / "encoder"
+        else:
+            progress(f"no fine-tuning step fitted in the time budget ({finetune_minutes:g} min): "
+                     f"using the encoder as it is")
+            tuned = {}  # as --time-budget 0: the version records and bundles no fine-tuning
     encoder = open_encoder(base, settings.home, backend=settings.encoder_backend,
                            max_length=settings.encoder_max_length,
                            max_chars=settings.encoder_max_chars, progress=_fraction(progress))
     return encoder, source, bundled, tuned
+
+
+def _finetune(
+    settings: Settings, base: Path, texts: list[str], labels: list[str], taxonomy: Taxonomy,
+    minutes: float, out: Path, progress: Progress,
+) -> dict[str, Any]:
+    """Fine-tune ``base`` on the appeals' top-level labels into ``out``; its report. Ctrl-C
+    ends in a ``TriageError`` once the checkpoint is saved."""
+    from training.finetune import FinetuneInterrupted, finetune_encoder
+
+    level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
+    try:
+        return finetune_encoder(
+            base, texts, level1, out, time_budget_min=minutes,
+            max_length=settings.encoder_max_length, max_chars=settings.encoder_max_chars,
+            checkpoint_dir=_checkpoint_dir(settings, texts, labels), progress=_fraction(progress))
+    except FinetuneInterrupted as exc:
+        raise TriageError(str(exc)) from exc
 
 
 def _manifest(
