@@ -9,13 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, ParamSpec
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.orm import Session
 
 from models.artifacts import Registry, load_model
 from models.sentiment import load_sentiment
@@ -23,12 +22,15 @@ from training.jobs import finetune_budget, read_labelled, train_version
 from training.routing import build_dispatcher, read_history
 from training.sentiment import train_sentiment_version
 from triage.errors import ArtifactError, InputFileError, TriageError
-from triage.intake import predict_records
 from triage.outputs import check_output_dir, check_output_file, writing
+from triage.predicting import predict_records
 from triage.settings import Settings, get_settings
 from triage.tables import read_table, write_csv
 from triage.taxonomy import Taxonomy
 from triage.text import clean
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Appeal triage for a 12345 citizen-appeal hotline.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: list, add, activate.", no_args_is_help=True)

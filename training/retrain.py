@@ -44,7 +44,7 @@ from models.artifacts import ENCODER_DIR, RETRAIN_REPORT, LoadedModel, Registry,
 from training.jobs import fit_classifier, read_base_data, read_labelled, train_version
 from triage import store
 from triage.errors import ModelNotReadyError
-from triage.intake import classify_text
+from triage.predicting import classify_text
 from triage.settings import Settings
 from triage.text import clean
 

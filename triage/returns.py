@@ -31,7 +31,8 @@ from models.artifacts import LoadedModel
 from triage import store
 from triage.dispatch import PLACEHOLDER
 from triage.errors import InvalidTicketError, ReturnRefusedError
-from triage.intake import classify_text, dispatcher_of, get_ticket
+from triage.intake import get_ticket
+from triage.predicting import classify_text, dispatcher_of
 from triage.routing import GENERIC
 from triage.settings import Settings
 from triage.units import local_body, same_unit, unit_place

@@ -13,7 +13,8 @@ from models.memory import CorrectionMemory
 from triage import store
 from triage.errors import InvalidTicketError, LabelError
 from triage.feedback import said_when
-from triage.intake import classify_text, get_ticket
+from triage.intake import get_ticket
+from triage.predicting import classify_text
 
 SENTIMENTS = ("positive", "neutral", "negative")
 
