@@ -80,7 +80,7 @@ class HierarchicalClassifier:
         leaf_evidence: float = 15.0, encoder_weight: float | None = None,
         cascade: float | None = None, leaf_encoder_weight: float = 1.0, fusion_folds: int = 3,
         glossary: Glossary | None = None, leaf_cascade: float | None = None,
-        leaf_guide_weight: float = 3.0,
+        leaf_guide_weight: float = 0.0,
     ) -> None:
         self.taxonomy = taxonomy
         self.C = C
@@ -121,8 +121,9 @@ class HierarchicalClassifier:
         X = self.featurizer_.fit_transform(list(texts) + leaf_texts)[: len(texts)]
         y = np.array([self.classes_.index(c) for c in level1])
         self.level1_model_ = self._fit_level1(X, y)
-        # with an encoder, it also helps choose the training appeals' pseudo leaves
-        # (``LeafScorer.fit``); the prototypes stay TF-IDF
+        # with an encoder and ``leaf_guide_weight``, it also helps choose the training appeals'
+        # pseudo leaves (``LeafScorer.fit``; ``training.jobs.leaf_guide_for`` says when it helps);
+        # the prototypes stay TF-IDF
         use_encoder = embed is not None and self.level1_model_ is not None
         guide = (embed(list(texts)), embed(leaf_texts)) if use_encoder else None
         self.leaves_ = LeafScorer(temperature=self.temperature).fit(

@@ -160,6 +160,8 @@ def test_the_leaf_cascade_is_recorded_and_needs_the_accurate_preset(env: Path,
     assert result.exit_code == 0, result.output
     loaded = load_model(tmp_path / "v")
     assert loaded.manifest["leaf_cascade"] == 0.7 and loaded.model.leaf_cascade == 0.7
+    # an encoder as it comes helps choose the training appeals' leaves
+    assert loaded.manifest["leaf_guide_weight"] == 3.0
     fast = runner.invoke(app, [
         "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
         "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
@@ -294,6 +296,8 @@ def test_a_fine_tuned_version_carries_its_own_encoder(env: Path, tmp_path: Path)
     bundled = tmp_path / "v" / "encoder"
     assert manifest["encoder"]["source"] == "bundled"
     assert manifest["encoder"]["fingerprint"] == fingerprint(bundled) != fingerprint(env)
+    # one fine-tuned on the top levels does not choose leaves (it made them worse)
+    assert manifest["leaf_guide_weight"] == 0.0
     assert json.loads((bundled / "triage-encoder.json").read_text())["finetuned_from"] == \
         fingerprint(env)
     shutil.rmtree(env)  # the configured encoder is gone: the version does not need it
@@ -330,3 +334,4 @@ def test_retraining_a_fine_tuned_version_keeps_its_preset_and_encoder(env: Path)
     assert manifest["encoder"]["source"] == "bundled"
     assert manifest["encoder"]["fingerprint"] == parent.manifest["encoder"]["fingerprint"]
     assert (registry.path(candidate) / "encoder" / "config.json").is_file()
+    assert manifest["leaf_guide_weight"] == 0.0  # still the fine-tuned encoder: no leaf guide

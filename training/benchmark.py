@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from models.artifacts import encoder_manifest, save_model
 from models.classifier import HierarchicalClassifier
 from models.encoder import locate_encoder, open_encoder
-from training.jobs import load_glossary
+from training.jobs import leaf_guide_for, load_glossary
 from training.teddy import TEDDY, load_leaf_gold, load_teddy, teddy_dir
 from triage.settings import get_settings
 from triage.tables import read_table, write_csv
@@ -242,18 +242,20 @@ def main() -> None:
                                max_chars=settings.encoder_max_chars)
         print(f"encoder: {encoder.describe()}")
     results: dict[str, float] = {}
+    # as triage train does: the encoder guides the leaves only when it is not fine-tuned
+    params = {"leaf_guide_weight": leaf_guide_for(tuned=bool(args.time_budget))} if encoder else {}
     if encoder is not None and args.time_budget is not None:
         encoder, figures = finetuned_holdout(data, taxonomy, args.time_budget, get_settings())
         results.update(figures)
         print(f"fine-tuned encoder: {encoder.describe()}", flush=True)
     elif "cv" not in args.skip:
-        results.update(cross_validate(data, taxonomy, args.folds, encoder))
+        results.update(cross_validate(data, taxonomy, args.folds, encoder, **params))
     if "leaf" not in args.skip:
-        results.update(leaf_accuracy(data, taxonomy, encoder))
+        results.update(leaf_accuracy(data, taxonomy, encoder, **params))
     if "speed" not in args.skip:
         latency_n = len(data.texts) if args.latency_n is None else args.latency_n
         results.update(speed(data, taxonomy, encoder, latency_n=latency_n,
-                             unseen=load_unseen(args.shared_dir)))
+                             unseen=load_unseen(args.shared_dir), **params))
     for key, value in results.items():
         print(f"{key:32s} {value:.4f}" if isinstance(value, float) else f"{key:32s} {value}")
 

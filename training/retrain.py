@@ -278,7 +278,8 @@ def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, f
     model = fit_classifier(texts, labels, taxonomy=candidate.taxonomy,
                            glossary=getattr(candidate.model, "glossary", None),
                            embed=None if encoder is None else encoder.encode,
-                           leaf_cascade=getattr(candidate.model, "leaf_cascade", None))
+                           leaf_cascade=getattr(candidate.model, "leaf_cascade", None),
+                           leaf_guide_weight=getattr(candidate.model, "leaf_guide_weight", 0.0))
     if encoder is not None:
         model.attach_encoder(encoder)
     control = LoadedModel(model=model, manifest={"version": "control"}, path=candidate.path)
