@@ -409,7 +409,8 @@ def import_file(
     sentiment = ensure_default_sentiment(settings) if kind == "feedback" else None
     with _database(settings) as session:
         count = import_rows(session=session, rows=table.rows, row_numbers=table.row_numbers,
-                            kind=kind, sentiment=sentiment, zone=settings.timezone)
+                            kind=kind, sentiment=sentiment, zone=settings.timezone,
+                            hotline=settings.default_department)
         session.commit()
     console.print(f"imported {count} {kind} rows from {file}")
 

@@ -240,6 +240,19 @@ def test_import_is_all_or_nothing_and_names_rows(home: Path, tmp_path: Path) -> 
     assert json.loads(out.read_text(encoding="utf-8"))["tickets"] == 0
 
 
+def test_import_refuses_a_return_by_the_hotline_office(home: Path, tmp_path: Path) -> None:
+    """As POST /return and POST /events do: the office dispatches by hand, it returns nothing."""
+    ticket = _ticket_in(home)
+    events = tmp_path / "events.csv"
+    events.write_text("ticket_id,type,unit,at\n"
+                      f"{ticket},dispatched,市12345热线办公室,2026-11-02T09:00:00+08:00\n"
+                      f"{ticket},returned,市12345热线办公室,2026-11-02T09:30:00+08:00\n",
+                      encoding="utf-8")
+    result = runner.invoke(app, ["import", "events", str(events)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "row 3" in said and "nothing was imported" in said
+
+
 def test_retrain_from_the_command_line(home: Path, tmp_path: Path) -> None:
     from training.jobs import ensure_default_model
     from triage.settings import get_settings

@@ -124,3 +124,17 @@ def test_a_return_after_a_correction_puts_the_ticket_back_as_disputed(client: Te
     items = {i["ticket_id"]: i for i in
              client.get("/v1/review", params={"reason": "disputed"}).json()["data"]}
     assert f"被{unit}退回" in items[ticket["id"]]["reasons"]
+
+
+def test_a_disputed_ticket_shows_and_filters_by_the_unit_a_person_dispatched_it_to(
+        client: TestClient) -> None:
+    ticket = _post(client, CLEAR)
+    manual = "东城区市场监督管理局"
+    assert ticket["prediction"]["department"] != manual
+    client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                json={"department": manual, "reviewer": "李静"})
+    client.post(f"/v1/tickets/{ticket['id']}/feedback", json={"rating": "不满意", "text": "没解决"})
+    # before: the routed lead the person had taken it from, and not found under its real unit
+    [item] = client.get("/v1/review", params={"unit": manual}).json()["data"]
+    assert (item["ticket_id"], item["department"]) == (ticket["id"], manual)
+    assert ticket["id"] not in _review_ids(client, unit=ticket["prediction"]["department"])

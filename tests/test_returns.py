@@ -203,3 +203,75 @@ def test_an_empty_unit_is_refused_alike_with_its_field(client: TestClient, unit:
     assert response.status_code == 422
     assert response.json()["detail"] == "unit must not be empty"
     assert response.json()["errors"] == [{"field": "unit", "problem": "unit must not be empty"}]
+
+
+def test_a_street_office_that_returned_without_its_district_is_told_it_returned_already(
+        client: TestClient) -> None:
+    ticket = client.post("/v1/tickets", json={"text": NEIGHBOURS}).json()
+    assert _return(client, ticket["id"], "文昌街道办事处").status_code == 201
+    # before: "cannot return ticket N: only a unit that holds it can", as if it never had it
+    detail = _refused(client, ticket["id"], "文昌街道办事处")
+    assert f"文昌街道办事处 already returned ticket {ticket['id']} on " in detail
+
+
+# 路灯 with a place the gazetteer contradicts: an unsure top level, and a placeholder street office.
+CONFLICT = "东城区西关街道路灯坏了好几天了，晚上很黑"
+
+
+def test_a_return_keeps_the_classifiers_doubt_about_the_subitem(client: TestClient) -> None:
+    ticket = client.post("/v1/tickets", json={"text": CONFLICT}).json()
+    doubt = ticket["prediction"]["review_reason"].split("；")[0]
+    assert doubt.startswith("一级分类把握不足"), ticket["prediction"]
+    lead = ticket["prediction"]["department"]
+    body = _return(client, ticket["id"], lead, "不归我们管").json()["prediction"]
+    # a return is about the unit: the category is as unsure as before (it read False before)
+    assert body["needs_review"] is True
+    assert doubt in body["review_reason"]
+
+
+def test_a_conflicting_returned_ticket_is_still_found_by_its_conflict_in_the_queue(
+        client: TestClient) -> None:
+    ticket = client.post("/v1/tickets", json={"text": CONFLICT}).json()
+    conflict = ticket["prediction"]["explanation"]["routing"]["address"]["conflict"]
+    assert conflict.startswith("诉求写的东城区与西关街道")
+    assert _return(client, ticket["id"], "东城区和平街道办事处").status_code == 201
+    found = client.get("/v1/review", params={"reason": "不符"}).json()["data"]
+    [item] = [i for i in found if i["ticket_id"] == ticket["id"]]  # missing before
+    assert item["queue_reason"] == "disputed"
+    assert item["reasons"][0] == "被属地街道办事处退回"
+    assert any(conflict in r for r in item["reasons"][1:])
+
+
+def test_a_co_handlers_return_keeps_the_lead_a_person_dispatched_to(client: TestClient) -> None:
+    ticket = _ticket(client)
+    manual = "东城区市场监督管理局"
+    assert client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                       json={"department": manual, "reviewer": "王"}).status_code == 201
+    body = _return(client, ticket["id"], CO, "不属于本街道").json()["prediction"]
+    # before: routed back to the list's lead, the unit the person had taken the ticket from
+    assert body["department"] == manual
+    assert CO not in body["co_departments"]
+    assert body["explanation"]["department_from"]["reviewer"] == "王"
+    # and the person's lead still holds it: it may return it, the list's lead may not
+    assert "cannot return ticket" in _refused(client, ticket["id"], LEAD)
+    assert _return(client, ticket["id"], manual).status_code == 201
+
+
+def test_a_returned_event_is_refused_for_the_hotline_office_as_a_return_is(
+        client: TestClient) -> None:
+    ticket = _ticket(client)
+    _to_hotline(client, ticket["id"])
+    event = client.post(f"/v1/tickets/{ticket['id']}/events",
+                        json={"type": "returned", "unit": HOTLINE})
+    assert event.status_code == 409, event.text  # 201 before, while /return said 409
+    assert event.json()["detail"].startswith(f"{HOTLINE} is the hotline office and does not "
+                                             "return tickets")
+
+
+@pytest.mark.parametrize("unit", [None, "  "])
+def test_a_returned_event_without_a_unit_is_refused(client: TestClient, unit: str | None) -> None:
+    ticket = _ticket(client)
+    event = client.post(f"/v1/tickets/{ticket['id']}/events",
+                        json={"type": "returned", "unit": unit})
+    assert event.status_code == 422, event.text  # stored before, and counted as a return
+    assert "returned event needs its unit" in event.json()["detail"]

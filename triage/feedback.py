@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from models.sentiment import LoadedSentiment, SentimentResult
 from triage import store
-from triage.errors import InputFileError, InvalidTicketError, TriageError
+from triage.errors import InputFileError, InvalidTicketError, ReturnRefusedError, TriageError
 from triage.intake import FUTURE_TOLERANCE, get_ticket
 from triage.returns import current_holders, holder_named
 from triage.text import clean
+from triage.units import same_unit
 
 RATINGS = ("满意", "基本满意", "不满意")
 _RATING_CODES = {"5": "满意", "4": "满意", "3": "基本满意", "2": "不满意", "1": "不满意",
@@ -156,7 +157,15 @@ def record_event(
         raise InvalidTicketError(f"event type {type!r} is not one of {', '.join(EVENT_TYPES)}")
     ticket = get_ticket(session=session, ticket_id=ticket_id)
     unit = (unit or "").strip() or None
-    if type == "returned" and unit:
+    if type == "returned":
+        if unit is None:
+            raise InvalidTicketError(
+                "a returned event needs its unit: name the unit that sends the ticket back (a "
+                "return counts against it)")
+        if hotline and same_unit(unit, hotline):
+            raise ReturnRefusedError(
+                f"{hotline} is the hotline office and does not return tickets: a person there "
+                f"dispatches ticket {ticket.id} to a responsible unit by correcting its department")
         holder_named(ticket_id=ticket.id, holders=_event_holders(session, ticket), unit=unit,
                      hotline=hotline)
     return store.add_event(session, ticket=ticket, type=type, unit=unit, at=_moment(at, zone))
@@ -172,7 +181,7 @@ def _event_holders(session: Session, ticket: store.Ticket) -> list[str]:
 
 def import_rows(
     *, session: Session, rows: list[dict[str, str]], row_numbers: list[int], kind: str,
-    sentiment: LoadedSentiment | None = None, zone: str = "Asia/Shanghai",
+    sentiment: LoadedSentiment | None = None, zone: str = "Asia/Shanghai", hotline: str = "",
 ) -> int:
     """Import feedback (``ticket_id, rating, text, channel, at``) or events (``ticket_id, type,
     unit, at``) rows, all or none: every bad row is named in one error and nothing is stored."""
@@ -181,7 +190,7 @@ def import_rows(
     for row, number in zip(rows, row_numbers, strict=True):
         try:
             with session.begin_nested():
-                _import_one(session, row, kind, sentiment, zone)
+                _import_one(session, row, kind, sentiment, zone, hotline)
             done += 1
         except (TriageError, ValueError) as exc:
             problems.append(f"row {number}: {getattr(exc, 'message', str(exc))}")
@@ -194,14 +203,14 @@ def import_rows(
 
 
 def _import_one(session: Session, row: dict[str, str], kind: str,
-                sentiment: LoadedSentiment | None, zone: str) -> None:
+                sentiment: LoadedSentiment | None, zone: str, hotline: str = "") -> None:
     raw_id = (row.get("ticket_id") or "").strip()
     if not raw_id.isdigit():
         raise InvalidTicketError(f"ticket_id {raw_id!r} is not a ticket number")
     at = _parse_time(row.get("at"))
     if kind == "events":
         record_event(session=session, ticket_id=int(raw_id), type=(row.get("type") or "").strip(),
-                     unit=row.get("unit"), at=at, zone=zone)
+                     unit=row.get("unit"), at=at, zone=zone, hotline=hotline)
         return
     assert sentiment is not None
     record_feedback(session=session, sentiment=sentiment, ticket_id=int(raw_id),

@@ -113,8 +113,9 @@ def _candidates(settings: Settings, unit: str | None, category: str | None) -> S
     query = select(P).where(
         P.id.in_(latest_ids), or_(P.id.not_in(reviewed), disputed),
         or_(P.needs_review.is_(True), disputed, P.ticket_id % settings.review_audit_every == 0))
-    if unit:
-        query = query.where(P.department == unit)
+    if unit:  # the routed lead, or the lead a person dispatched the prediction to
+        manual = select(store.Correction.prediction_id).where(store.Correction.department == unit)
+        query = query.where(or_(P.department == unit, P.id.in_(manual)))
     if category:
         query = query.where(P.level1 == category)
     return query
@@ -125,7 +126,11 @@ def _queue_reason(p: store.Prediction, settings: Settings) -> tuple[str, list[st
     reviewed = [c.created_at for c in ticket.corrections if c.prediction_id == p.id]
     disputes = _disputes(ticket, since=max(reviewed) if reviewed else None)
     if disputes:
-        return "disputed", disputes
+        # what else is doubtful about the prediction stays in view (an address conflict ...), and
+        # the queue filtered by its words still finds the ticket
+        # (a prediction staff reviewed has had its doubts seen)
+        doubts = [p.review_reason] if p.needs_review and p.review_reason and not reviewed else []
+        return "disputed", disputes + doubts
     if reviewed:
         return None  # staff reviewed this prediction and nothing was disputed since
     if p.needs_review:
@@ -166,11 +171,18 @@ def _item(p: store.Prediction, settings: Settings, now: datetime) -> QueueItem |
     return QueueItem(
         ticket_id=ticket.id, title=ticket.title, text=ticket.text, received_at=ticket.received_at,
         deadline=deadline, overdue=overdue, queue_reason=kind, reasons=reasons, level1=p.level1,
-        subitem=p.subitem, confidence=float(p.confidence), department=p.department,
+        subitem=p.subitem, confidence=float(p.confidence), department=_lead(p),
         co_departments=list(p.co_departments or []), top=list(p.top or []),
         explanation=dict(p.explanation or {}), model_version=p.model_version, severity=severity,
         priority=round(max(wrong, 0.01) * severity * urgency, 6),
     )
+
+
+def _lead(p: store.Prediction) -> str:
+    """The unit leading the prediction's dispatch: a person's department correction of it, if
+    any, else the routed lead."""
+    manual = [c for c in p.ticket.corrections if c.prediction_id == p.id and c.department]
+    return max(manual, key=lambda c: c.id).department if manual else p.department
 
 
 def _matches(item: QueueItem, unit: str | None, category: str | None, reason: str | None) -> bool:

@@ -37,6 +37,11 @@ from triage.routing import GENERIC
 from triage.settings import Settings
 from triage.units import local_body, same_unit, unit_place
 
+# what the classifier says when unsure (models.classifier), and what routing says when no unit
+# is left (triage.dispatch)
+_CLASSIFIER_DOUBT = ("一级分类把握不足", "考核细目把握不足")
+_NO_UNIT_LEFT = ("已被退回的单位之外没有可派单位", "没有可派的责任单位，需人工派单")
+
 
 def record_return(
     *, session: Session, loaded: LoadedModel, settings: Settings, ticket_id: int, unit: str,
@@ -66,17 +71,25 @@ def record_return(
 
 def current_holders(ticket: store.Ticket, latest: store.Prediction) -> list[str]:
     """The units holding the ticket now, lead first, then the co-handlers."""
-    manual = [c.department for c in ticket.corrections
-              if c.prediction_id == latest.id and c.department]
-    lead = manual[-1] if manual else latest.department
+    manual = _manual_dispatch(ticket, latest)
+    lead = manual.department if manual else latest.department
     return list(dict.fromkeys([lead, *(latest.co_departments or [])]))
+
+
+def _manual_dispatch(ticket: store.Ticket, latest: store.Prediction) -> store.Correction | None:
+    """The latest department correction of ``latest`` (a person's dispatch), if any."""
+    return next((c for c in sorted(ticket.corrections, key=lambda c: c.id, reverse=True)
+                 if c.prediction_id == latest.id and c.department), None)
 
 
 def _returning_unit(
     *, ticket: store.Ticket, latest: store.Prediction, unit: str, settings: Settings,
 ) -> str:
     """The routed name of ``unit`` if it may return the ticket now, else ReturnRefusedError."""
-    earlier = next((r for r in ticket.returns if same_unit(r.unit, unit)), None)
+    # the unit under any name it may return by (文昌街道办事处 for a stored 西城区文昌街道办事处);
+    # a return stored under a placeholder (属地街道办事处) does not say which concrete unit sent it
+    earlier = next((r for r in ticket.returns if same_unit(r.unit, unit) or (
+        not r.unit.startswith(PLACEHOLDER) and names_holder(r.unit, unit))), None)
     if earlier is not None:
         at = earlier.created_at.astimezone(ZoneInfo(settings.timezone))
         raise ReturnRefusedError(
@@ -155,13 +168,26 @@ def _reroute(
     explanation["routing"] = route.explanation
     if corrected is not None:  # a person decided the sub-item: the new dispatch keeps it
         explanation["subitem_from"] = {"correction": corrected.id, "reviewer": corrected.reviewer}
-    reasons = [r for r in (route.review_reason,) if r]
+    # the model's doubt about the sub-item stays until a person decides it (a return is about the
+    # unit, not the category)
+    reasons = [] if corrected else [r for r in (latest.review_reason or "").split("；")
+                                    if r.startswith(_CLASSIFIER_DOUBT)]
+    lead, co = route.lead, route.co
+    route_reasons = [r for r in (route.review_reason or "").split("；") if r]
+    manual = _manual_dispatch(ticket, latest)
+    if manual is not None and not any(same_unit(u, manual.department) for u in returned):
+        # a person dispatched the ticket to this lead and it has not returned it: it keeps it
+        lead = manual.department
+        co = [u for u in route.co if not same_unit(u, lead)]
+        route_reasons = [r for r in route_reasons if r not in _NO_UNIT_LEFT]
+        explanation["department_from"] = {"correction": manual.id, "reviewer": manual.reviewer}
+    reasons = list(dict.fromkeys([*reasons, *route_reasons]))
     store.add_prediction(session, ticket=ticket, prediction={
         "model_version": loaded.version, "level1": subitem.split("/")[0], "subitem": subitem,
         "confidence": 1.0 if corrected else latest.confidence,
         "confidence_level1": 1.0 if corrected else latest.confidence_level1,
-        "department": route.lead, "co_departments": route.co,
-        "needs_review": route.needs_review, "review_reason": "；".join(reasons) or None,
+        "department": lead, "co_departments": co,
+        "needs_review": bool(reasons), "review_reason": "；".join(reasons) or None,
         "district": route.address.district or None, "street": route.address.street or None,
         "community": route.address.community or None, "top": latest.top,
         "explanation": explanation,
