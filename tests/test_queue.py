@@ -139,3 +139,23 @@ def test_a_disputed_ticket_shows_and_filters_by_the_unit_a_person_dispatched_it_
     [item] = client.get("/v1/review", params={"unit": manual}).json()["data"]
     assert (item["ticket_id"], item["department"]) == (ticket["id"], manual)
     assert ticket["id"] not in _review_ids(client, unit=ticket["prediction"]["department"])
+
+
+@pytest.mark.parametrize("node", ["城乡建设/物业管理/物业收费与维修资金", "城乡建设/物业管理", "城乡建设"],
+                         ids=["leaf", "middle", "top"])
+def test_a_disputed_ticket_shows_and_filters_by_the_subitem_a_person_corrected_it_to(
+        backend_client: TestClient, node: str) -> None:
+    client = backend_client  # the queue filter is SQL: both databases
+    ticket = _post(client, CLEAR)
+    predicted = ticket["prediction"]["level1"]
+    assert predicted != "城乡建设"
+    corrected = client.post(f"/v1/tickets/{ticket['id']}/corrections",
+                            json={"subitem": node, "reviewer": "李静"})
+    assert corrected.status_code == 201, corrected.text
+    client.post(f"/v1/tickets/{ticket['id']}/feedback", json={"rating": "不满意", "text": "没解决"})
+    # before: the model's sub-item and top level, found under the top level the person moved it
+    # from and not under the one they gave it (a top level, a middle node or a leaf)
+    [item] = client.get("/v1/review", params={"category": "城乡建设"}).json()["data"]
+    assert (item["ticket_id"], item["subitem"], item["level1"]) == (ticket["id"], node, "城乡建设")
+    assert item["queue_reason"] == "disputed"
+    assert ticket["id"] not in _review_ids(client, category=predicted)

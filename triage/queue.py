@@ -116,8 +116,11 @@ def _candidates(settings: Settings, unit: str | None, category: str | None) -> S
     if unit:  # the routed lead, or the lead a person dispatched the prediction to
         manual = select(store.Correction.prediction_id).where(store.Correction.department == unit)
         query = query.where(or_(P.department == unit, P.id.in_(manual)))
-    if category:
-        query = query.where(P.level1 == category)
+    if category:  # the predicted top level, or a node a person moved the prediction under
+        manual = select(store.Correction.prediction_id).where(or_(
+            store.Correction.subitem == category,
+            store.Correction.subitem.startswith(category + "/", autoescape=True)))
+        query = query.where(or_(P.level1 == category, P.id.in_(manual)))
     return query
 
 
@@ -168,10 +171,12 @@ def _item(p: store.Prediction, settings: Settings, now: datetime) -> QueueItem |
     if kind == "disputed":
         wrong = max(wrong, 0.5)
     severity = severity_of(ticket.text, p.subitem, settings)
+    subitem = _subitem(p)  # what a person corrected shows, its top level with it
+    level1 = p.level1 if subitem == p.subitem else subitem.split("/")[0]
     return QueueItem(
         ticket_id=ticket.id, title=ticket.title, text=ticket.text, received_at=ticket.received_at,
-        deadline=deadline, overdue=overdue, queue_reason=kind, reasons=reasons, level1=p.level1,
-        subitem=p.subitem, confidence=float(p.confidence), department=_lead(p),
+        deadline=deadline, overdue=overdue, queue_reason=kind, reasons=reasons, level1=level1,
+        subitem=subitem, confidence=float(p.confidence), department=_lead(p),
         co_departments=list(p.co_departments or []), top=list(p.top or []),
         explanation=dict(p.explanation or {}), model_version=p.model_version, severity=severity,
         priority=round(max(wrong, 0.01) * severity * urgency, 6),
@@ -183,6 +188,13 @@ def _lead(p: store.Prediction) -> str:
     any, else the routed lead."""
     manual = [c for c in p.ticket.corrections if c.prediction_id == p.id and c.department]
     return max(manual, key=lambda c: c.id).department if manual else p.department
+
+
+def _subitem(p: store.Prediction) -> str:
+    """The prediction's node: a person's sub-item correction of it (a node at any level), if
+    any, else the predicted sub-item."""
+    manual = [c for c in p.ticket.corrections if c.prediction_id == p.id and c.subitem]
+    return max(manual, key=lambda c: c.id).subitem if manual else p.subitem
 
 
 def _matches(item: QueueItem, unit: str | None, category: str | None, reason: str | None) -> bool:
