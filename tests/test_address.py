@@ -274,3 +274,25 @@ def test_a_known_street_does_not_match_inside_a_longer_name(demo_gaz: Gazetteer)
     # the known name still matches after a district, a lead-in or sentence glue
     for text in ("东城区和平街道路灯坏了", "反映和平街道路灯坏了", "我家在和平街道，路灯坏了"):
         assert extract_address(text, demo_gaz).street == "和平街道", text
+
+
+def test_a_street_that_contradicts_the_street_a_community_implies_is_a_conflict(
+        demo_gaz: Gazetteer) -> None:
+    # 幸福里社区 is in 东城区 only under 和平街道; the text names 西关街道, a street of 西城区
+    address = extract_address("东城区西关街道幸福里社区路灯坏了好几天了，晚上很黑", demo_gaz)
+    assert (address.district, address.street, address.community) == ("东城区", "", "")
+    assert address.conflict == (
+        "诉求写的西关街道（属西城区）与幸福里社区（属东城区和平街道）不符，需人工确定属地")
+    assert "西关街道" in address.evidence
+    # no district named: the districts of the street and the community disagree, none is kept
+    address = extract_address("和平里社区西关街道路灯坏了", demo_gaz)
+    assert (address.district, address.street, address.community) == ("", "", "")
+    assert "西关街道（属西城区）" in address.conflict
+    # the community's own street, under its name or an alias, is no conflict
+    for text in ("东城区和平街道幸福里社区路灯坏了", "东城区和平街幸福里社区路灯坏了",
+                 "北山区青山乡幸福里社区路灯坏了"):
+        address = extract_address(text, demo_gaz)
+        assert address.street in {"和平街道", "青山镇"} and address.conflict == "", text
+    # nor a street inside a longer unknown name
+    address = extract_address("东城区新西关街道幸福里社区路灯坏了", demo_gaz)
+    assert (address.street, address.conflict) == ("和平街道", "")

@@ -178,6 +178,14 @@ class Gazetteer:
         return [(m.start(), self._names[m.group()][0].district) for m in matches
                 if self._names[m.group()][0].levels()[-1][0] == "district"]
 
+    def named_streets(self, text: str) -> list[tuple[int, str, str]]:
+        """Position, words and canonical name of each known street (or street alias) ``text``
+        names, in order; a name inside a longer unknown one (新和平街道) is not named."""
+        matches = self._pattern.finditer(text) if self._pattern else ()
+        return [(m.start(), m.group(), self._names[m.group()][0].street) for m in matches
+                if self._names[m.group()][0].levels()[-1][0] == "street"
+                and not _inside_longer_name(text, m)]
+
 
 def _inside_longer_name(text: str, match: re.Match[str]) -> bool:
     """Whether a known street or community name is the end of a longer one the gazetteer does
@@ -414,19 +422,41 @@ def _unknown_district(text: str) -> tuple[int, str]:
 
 
 def _checked(address: Address, text: str, gazetteer: Gazetteer | None) -> Address:
-    """The address, or, when the text names districts and none is the known street's own, the
-    first of them alone with the conflict: a unit is never built of a street and a district it is
-    not in, and the district the citizen wrote is not replaced by the street's."""
+    """The address, or, when the text contradicts the known street, fewer levels with the conflict.
+
+    Two contradictions are caught; in both a unit is never built of a street and a district it is
+    not in, and the district the citizen wrote is not replaced by the street's:
+
+    * the text names districts and none is the known street's own: the first of them is kept
+      alone (东城区西关街道 is 东城区 with the conflict);
+    * the text names known streets (or their aliases) and none is the address's street, which a
+      community implied (东城区西关街道幸福里社区: 幸福里社区 is a community of 和平街道 only in
+      东城区): street and community are dropped, the first district the text names is kept, or,
+      when it names none, the address's district if every street named lies in it.
+
+    Naming several places is no conflict as long as one of them is the address's own (我从北山区
+    搬到西城区文昌街道 is 西城区文昌街道), and a street alias names its street.
+    """
     own = gazetteer.district_of(address.street) if gazetteer and address.street else ""
     if gazetteer is None or not own:
         return address
     named = sorted(found for found in (*gazetteer.named_districts(text), _unknown_district(text))
                    if found[1])
-    if not named or own in {name for _, name in named}:
+    if named and own not in {name for _, name in named}:
+        written = named[0][1]
+        return Address(written, "", "", address.evidence, conflict=(
+            f"诉求写的{written}与{address.street}（属{own}）不符，需人工确定属地"))
+    streets = gazetteer.named_streets(text)
+    if not streets or address.street in {street for _, _, street in streets}:
         return address
-    written = named[0][1]
-    return Address(written, "", "", address.evidence, conflict=(
-        f"诉求写的{written}与{address.street}（属{own}）不符，需人工确定属地"))
+    _, words, street = streets[0]
+    districts = {gazetteer.district_of(s) for _, _, s in streets}
+    district = named[0][1] if named else (address.district if districts == {own} else "")
+    place = (f"{address.community}（属{own}{address.street}）" if address.community
+             else f"{address.street}（属{own}）")
+    evidence = address.evidence + ((words,) if words not in address.evidence else ())
+    return Address(district, "", "", evidence, conflict=(
+        f"诉求写的{street}（属{gazetteer.district_of(street)}）与{place}不符，需人工确定属地"))
 
 
 def extract_address(text: str, gazetteer: Gazetteer | None = None) -> Address:
