@@ -102,8 +102,13 @@ class HierarchicalClassifier:
     def fit(
         self, texts: Sequence[str], labels: Sequence[str], *,
         embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+        guide_embed: Callable[[Sequence[str]], np.ndarray] | None = None,
     ) -> HierarchicalClassifier:
         """Learn from appeals labelled at any level (full paths or bare node names).
+
+        ``guide_embed``: another encoder that helps choose the training appeals' leaves (with
+        ``leaf_guide_weight``) in place of ``embed``, at training time only: an encoder as it
+        comes, when ``embed`` is one fine-tuned on the top levels.
 
         ``embed`` (texts → unit-length embeddings, e.g. ``Encoder.encode``) adds the encoder's
         evidence; the fitted model then needs an encoder at prediction (``attach_encoder``).
@@ -122,20 +127,24 @@ class HierarchicalClassifier:
         y = np.array([self.classes_.index(c) for c in level1])
         self.level1_model_ = self._fit_level1(X, y)
         # with an encoder and ``leaf_guide_weight``, it also helps choose the training appeals'
-        # pseudo leaves (``LeafScorer.fit``; ``training.jobs.leaf_guide_for`` says when it helps);
+        # pseudo leaves (``LeafScorer.fit``; ``training.jobs.guide_encoder`` says which encoder);
         # the prototypes stay TF-IDF
         use_encoder = embed is not None and self.level1_model_ is not None
-        guide = (embed(list(texts)), embed(leaf_texts)) if use_encoder else None
+        embedded = (embed(list(texts)), embed(leaf_texts)) if use_encoder else None
+        guide = None
+        if use_encoder and self.leaf_guide_weight:
+            guide = embedded if guide_embed is None else (guide_embed(list(texts)),
+                                                          guide_embed(leaf_texts))
         self.leaves_ = LeafScorer(temperature=self.temperature).fit(
             X, [n.key for n in nodes], taxonomy=self.taxonomy, roots=self.classes_,
             featurizer=self.featurizer_, glossary=self.glossary,
-            guide=guide if self.leaf_guide_weight else None, guide_weight=self.leaf_guide_weight,
+            guide=guide, guide_weight=self.leaf_guide_weight,
         )
         self.n_train_ = len(texts)
         self.head_: EmbeddingHead | None = None
         self.fusion_: FusionChoice | None = None
-        if guide is not None:
-            self._fit_encoder_part(list(texts), list(labels), y, *guide)
+        if embedded is not None:
+            self._fit_encoder_part(list(texts), list(labels), y, *embedded)
         del self.leaves_.assignment_
         return self
 

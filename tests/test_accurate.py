@@ -296,8 +296,10 @@ def test_a_fine_tuned_version_carries_its_own_encoder(env: Path, tmp_path: Path)
     bundled = tmp_path / "v" / "encoder"
     assert manifest["encoder"]["source"] == "bundled"
     assert manifest["encoder"]["fingerprint"] == fingerprint(bundled) != fingerprint(env)
-    # one fine-tuned on the top levels does not choose leaves (it made them worse)
-    assert manifest["leaf_guide_weight"] == 0.0
+    # one fine-tuned on the top levels does not choose leaves (it made them worse): the
+    # configured encoder as it comes does, at training time only
+    assert manifest["leaf_guide_weight"] == 3.0
+    assert manifest["leaf_guide_encoder"] == fingerprint(env)
     assert json.loads((bundled / "triage-encoder.json").read_text())["finetuned_from"] == \
         fingerprint(env)
     shutil.rmtree(env)  # the configured encoder is gone: the version does not need it
@@ -334,4 +336,23 @@ def test_retraining_a_fine_tuned_version_keeps_its_preset_and_encoder(env: Path)
     assert manifest["encoder"]["source"] == "bundled"
     assert manifest["encoder"]["fingerprint"] == parent.manifest["encoder"]["fingerprint"]
     assert (registry.path(candidate) / "encoder" / "config.json").is_file()
-    assert manifest["leaf_guide_weight"] == 0.0  # still the fine-tuned encoder: no leaf guide
+    # still guided by the encoder as it comes, not by the fine-tuned one
+    assert manifest["leaf_guide_weight"] == 3.0
+    assert manifest["leaf_guide_encoder"] == parent.manifest["leaf_guide_encoder"]
+
+
+def test_retraining_without_the_configured_encoder_trains_unguided(env: Path) -> None:
+    """The encoder as it comes guides the leaves at training time only: when it is gone, a
+    fine-tuned version still retrains (from its own encoder), without the guide, and says so."""
+    from models.artifacts import Registry
+    from triage.settings import get_settings
+
+    assert _train_accurate("--time-budget", "0.05", "--activate").exit_code == 0
+    shutil.rmtree(env)
+    result = runner.invoke(app, ["retrain", "--tolerance", "1.0"])
+    assert result.exit_code == 0, result.output
+    assert "trained without" in " ".join(result.output.split())
+    candidate = json.loads(result.stdout[result.stdout.index("{"):])["candidate"]
+    manifest = json.loads((Registry(get_settings().models_dir).path(candidate)
+                           / "manifest.json").read_text())
+    assert manifest["leaf_guide_weight"] == 0.0 and "leaf_guide_encoder" not in manifest

@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from models.artifacts import encoder_manifest, save_model
 from models.classifier import HierarchicalClassifier
 from models.encoder import locate_encoder, open_encoder
-from training.jobs import leaf_guide_for, load_glossary
+from training.jobs import LEAF_GUIDE, guide_encoder, load_glossary
 from training.teddy import TEDDY, load_leaf_gold, load_teddy, teddy_dir
 from triage.settings import get_settings
 from triage.tables import read_table, write_csv
@@ -49,8 +49,10 @@ def fit_model(taxonomy: Taxonomy, texts, labels, encoder=None, **params) -> Hier
     """The classifier of a preset: TF-IDF alone, or fused with ``encoder`` (accurate), with the
     glossary of the settings (``TRIAGE_GLOSSARY``) as ``triage train`` uses it."""
     params.setdefault("glossary", load_glossary(get_settings()))
+    guide = params.pop("guide_encoder", None)  # an encoder as it comes, beside a fine-tuned one
     model = HierarchicalClassifier(taxonomy=taxonomy, **params).fit(
-        list(texts), list(labels), embed=encoder.encode if encoder is not None else None)
+        list(texts), list(labels), embed=encoder.encode if encoder is not None else None,
+        guide_embed=guide.encode if guide is not None else None)
     if encoder is not None:
         model.attach_encoder(encoder)
     return model
@@ -242,10 +244,14 @@ def main() -> None:
                                max_chars=settings.encoder_max_chars)
         print(f"encoder: {encoder.describe()}")
     results: dict[str, float] = {}
-    # as triage train does: the encoder guides the leaves only when it is not fine-tuned
-    params = {"leaf_guide_weight": leaf_guide_for(tuned=bool(args.time_budget))} if encoder else {}
+    # as triage train does: an encoder as it comes guides the leaves (the configured one, when
+    # the encoder is fine-tuned: training.jobs.guide_encoder)
+    params: dict = {"leaf_guide_weight": LEAF_GUIDE} if encoder else {}
     if encoder is not None and args.time_budget is not None:
         encoder, figures = finetuned_holdout(data, taxonomy, args.time_budget, get_settings())
+        guide = guide_encoder(get_settings(), None, tuned=True)
+        if guide is not None:
+            params["guide_encoder"] = guide
         results.update(figures)
         print(f"fine-tuned encoder: {encoder.describe()}", flush=True)
     elif "cv" not in args.skip:

@@ -69,13 +69,13 @@ def read_labelled(
     return texts, labels
 
 
-LEAF_GUIDE = 3.0  # weight of the encoder in choosing the training appeals' leaves (leaf_guide_for)
+LEAF_GUIDE = 3.0  # weight of the encoder in choosing the training appeals' leaves (guide_encoder)
 
 
 def holdout_metrics(
     texts: list[str], labels: list[str], taxonomy: Taxonomy, *, fraction: float = 0.1,
     embed: Callable[[Sequence[str]], Any] | None = None, glossary: Glossary | None = None,
-    leaf_guide_weight: float = 0.0,
+    leaf_guide_weight: float = 0.0, guide_embed: Callable[[Sequence[str]], Any] | None = None,
 ) -> dict[str, Any]:
     """Level-1 macro-F1 and accuracy of a model fitted on the rest of a stratified random split."""
     level1 = [n.path[0] for n in taxonomy.resolve_labels(labels)]
@@ -86,7 +86,7 @@ def holdout_metrics(
         list(range(len(texts))), test_size=fraction, stratify=level1, random_state=0)
     model = fit_classifier([texts[i] for i in train], [labels[i] for i in train],
                            taxonomy=taxonomy, glossary=glossary, embed=embed,
-                           leaf_guide_weight=leaf_guide_weight)
+                           leaf_guide_weight=leaf_guide_weight, guide_embed=guide_embed)
     if embed is not None:
         model.attach_encoder(_Embedder(embed))
     predicted = [p.level1 for p in model.predict_paths([texts[i] for i in test], explain=False)]
@@ -158,17 +158,26 @@ def train_version(
                     "stopped_by_budget") if k in tuned}
         embed = None if encoder is None else (
             lambda batch: encoder.encode(batch, progress=_fraction(progress)))
-        guide = leaf_guide_for(tuned=bundled is not None)
+        guide, guide_embed = 0.0, None
+        if encoder is not None:
+            guide_with = guide_encoder(settings, encoder, tuned=bundled is not None,
+                                       progress=progress)
+            if guide_with is not None:
+                guide = LEAF_GUIDE
+                guide_embed = None if guide_with is encoder else (
+                    lambda batch: guide_with.encode(batch, progress=_fraction(progress)))
         if holdout > 0:
             progress("evaluating on a held-out split")
             metrics.update(holdout_metrics(texts, labels, taxonomy, fraction=holdout, embed=embed,
-                                           glossary=glossary, leaf_guide_weight=guide))
+                                           glossary=glossary, leaf_guide_weight=guide,
+                                           guide_embed=guide_embed))
             if "finetune" in metrics and "holdout_n" in metrics:
                 # the fine-tuned encoder has read the held-out appeals: an optimistic figure
                 metrics["holdout_seen_by_encoder"] = True
         progress(f"training on {len(texts)} appeals")
         model = fit_classifier(texts, labels, taxonomy=taxonomy, glossary=glossary, embed=embed,
-                               leaf_cascade=leaf_cascade, leaf_guide_weight=guide)
+                               leaf_cascade=leaf_cascade, leaf_guide_weight=guide,
+                               guide_embed=guide_embed)
         metrics["train_seconds"] = round(time.perf_counter() - start, 2)
         if model.fusion_ is not None:
             metrics["fusion"] = {k: round(v, 4) for k, v in asdict(model.fusion_).items()}
@@ -176,6 +185,8 @@ def train_version(
                              metrics=metrics, extra=extra_manifest,
                              encoder=None if encoder is None or source is None
                              else encoder_manifest(encoder, source))
+        if guide_embed is not None:  # a fine-tuned encoder, guided by one as it comes
+            manifest["leaf_guide_encoder"] = guide_with.fingerprint
         target = Path(output) if output else registry.new_directory(manifest["version"])
         progress(f"writing version {manifest['version']} to {target}")
         save_model(model, target, manifest=manifest, dispatcher=dispatcher, encoder_dir=bundled)
@@ -185,26 +196,42 @@ def train_version(
     return load_model(target)
 
 
-def leaf_guide_for(*, tuned: bool) -> float:
-    """How much the encoder helps choose the training appeals' leaves (``LeafScorer.fit``): 3
-    with an encoder as it comes, 0 with one fine-tuned on the top-level labels, which has learnt
-    to tell top levels apart rather than leaves. Measured 2026-12-07 (leaf accuracy test /
-    development, ``training.benchmark.leaf_accuracy``): packaged e5 as it is 0.563 / 0.527 without
-    the guide, 0.586 / 0.573 with it; e5 fine-tuned 119 steps on fold 1, 0.563 / 0.527 without,
-    0.557 / 0.507 with (level-1 macro-F1 on fold 1 0.9308 / 0.9311: no change)."""
-    return 0.0 if tuned else LEAF_GUIDE
+def guide_encoder(settings: Settings, encoder: Any, *, tuned: bool,
+                  progress: Progress = lambda _: None) -> Any:
+    """The encoder that helps choose the training appeals' leaves (``LeafScorer.fit``): always
+    one as it comes. With an encoder fine-tuned on the top levels, the configured encoder
+    (``TRIAGE_ENCODER``) is opened for it, at training time only: the fine-tuned one has learnt to
+    tell top levels apart rather than leaves. ``None`` (no guide) when it cannot be opened.
+
+    Measured 2026-12-07 (leaf accuracy test / development, ``training.benchmark.leaf_accuracy``):
+    packaged e5 as it is, 0.563 / 0.527 without the guide, 0.586 / 0.573 with it; e5 fine-tuned
+    119 steps on fold 1, 0.563 / 0.527 unguided, 0.557 / 0.507 guided by itself, 0.586 / 0.587
+    guided by the e5 as it comes, and 0.603 / 0.600 with ``--leaf-cascade 0.7`` as well
+    (level-1 macro-F1 on fold 1 0.9308 / 0.9311 whatever the guide)."""
+    if not tuned:
+        return encoder
+    from models.encoder import open_encoder
+
+    try:
+        return open_encoder(settings.encoder, settings.home, backend=settings.encoder_backend,
+                            max_length=settings.encoder_max_length,
+                            max_chars=settings.encoder_max_chars, progress=_fraction(progress))
+    except TriageError as error:
+        progress(f"no encoder as it comes to guide the leaves ({error.message}): trained without")
+        return None
 
 
 def fit_classifier(
     texts: list[str], labels: list[str], *, taxonomy: Taxonomy, glossary: Glossary | None,
     embed: Callable[[Sequence[str]], Any] | None = None, leaf_cascade: float | None = None,
-    leaf_guide_weight: float = 0.0,
+    leaf_guide_weight: float = 0.0, guide_embed: Callable[[Sequence[str]], Any] | None = None,
 ) -> HierarchicalClassifier:
     """The estimator of a version, fitted as every version is (retraining fits its control the
     same way, so that the gate compares like with like)."""
     return HierarchicalClassifier(
         taxonomy=taxonomy, glossary=glossary, leaf_cascade=leaf_cascade,
-        leaf_guide_weight=leaf_guide_weight).fit(texts, labels, embed=embed)
+        leaf_guide_weight=leaf_guide_weight).fit(texts, labels, embed=embed,
+                                                 guide_embed=guide_embed)
 
 
 def load_glossary(settings: Settings) -> Glossary | None:

@@ -41,7 +41,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.artifacts import ENCODER_DIR, RETRAIN_REPORT, LoadedModel, Registry, data_hash
-from training.jobs import fit_classifier, read_base_data, read_labelled, train_version
+from training.jobs import (
+    fit_classifier,
+    guide_encoder,
+    read_base_data,
+    read_labelled,
+    train_version,
+)
 from triage import store
 from triage.errors import ModelNotReadyError
 from triage.predicting import classify_text
@@ -182,7 +188,7 @@ def retrain(*, session: Session, settings: Settings, progress: Progress = lambda
     baseline = "active" if fair else "control"
     if not fair and frozen.texts:
         scores["control"] = _control_scores(current, candidate, base, frozen, fixed, scores,
-                                            progress)
+                                            settings, progress)
     promoted, reason = _gate(scores, baseline, frozen,
                              settings.retrain_tolerance if tolerance is None else tolerance)
     if promoted:
@@ -266,7 +272,7 @@ def _active_is_fair(current: LoadedModel, base: Pairs, frozen: FrozenSet) -> tup
 
 
 def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, frozen: FrozenSet,
-                    fixed: Pairs, scores: dict[str, dict[str, float]],
+                    fixed: Pairs, scores: dict[str, dict[str, float]], settings: Settings,
                     progress: Progress) -> dict[str, float]:
     """The frozen-set figures of a model fitted like the candidate on the same base data without
     the evaluation appeals, but without the corrections (the candidate itself when none)."""
@@ -279,11 +285,21 @@ def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, f
                            glossary=getattr(candidate.model, "glossary", None),
                            embed=None if encoder is None else encoder.encode,
                            leaf_cascade=getattr(candidate.model, "leaf_cascade", None),
-                           leaf_guide_weight=getattr(candidate.model, "leaf_guide_weight", 0.0))
+                           leaf_guide_weight=getattr(candidate.model, "leaf_guide_weight", 0.0),
+                           guide_embed=_guide_embed_of(candidate, settings))
     if encoder is not None:
         model.attach_encoder(encoder)
     control = LoadedModel(model=model, manifest={"version": "control"}, path=candidate.path)
     return score(control, frozen.texts, frozen.labels)
+
+
+def _guide_embed_of(candidate: LoadedModel, settings: Settings) -> Any:
+    """The encoder as it comes that guided the candidate's leaves, when it was not its own
+    (``training.jobs.guide_encoder``): the control is guided the same way."""
+    if "leaf_guide_encoder" not in candidate.manifest:
+        return None
+    guide = guide_encoder(settings, None, tuned=True)
+    return None if guide is None else guide.encode
 
 
 def _encoder_of(current: LoadedModel, candidate: LoadedModel) -> Any:
