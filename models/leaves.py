@@ -85,9 +85,10 @@ class LeafScorer:
         allowed = _allowed(constraints, self.leaf_keys_)
         protos = meta
         guide_protos = guide[1] if guide is not None else None
-        for _ in range(max(1, self.rounds)):
+        rounds = max(1, self.rounds)
+        for round_ in range(rounds):
             gold, pseudo = self._assign(X, protos, allowed, guide, guide_protos, guide_weight)
-            if guide is not None:
+            if guide is not None and round_ + 1 < rounds:  # the next round's guide
                 guide_protos = _guide_prototypes(guide[0], guide[1], np.where(gold >= 0, gold, pseudo))
             protos = self.meta_weight * meta
             protos = protos + self.example_weight * _centroids(X, gold, len(leaves))

@@ -34,8 +34,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from models.artifacts import encoder_manifest, save_model
 from models.classifier import HierarchicalClassifier
-from models.encoder import locate_encoder, open_encoder
-from training.jobs import LEAF_GUIDE, guide_encoder, load_glossary
+from models.encoder import locate_encoder
+from training.jobs import LEAF_GUIDE, guide_encoder, load_glossary, open_with_settings
 from training.teddy import TEDDY, load_leaf_gold, load_teddy, teddy_dir
 from triage.settings import get_settings
 from triage.tables import read_table, write_csv
@@ -200,9 +200,7 @@ def finetuned_holdout(data, taxonomy: Taxonomy, minutes: float, settings) -> tup
     tune_s = time.perf_counter() - start
     print(f"fine-tuned {report['steps']} steps in {tune_s:.0f} s "
           f"(budget stop: {report['stopped_by_budget']})", flush=True)
-    encoder = open_encoder(out, settings.home, backend=settings.encoder_backend,
-                           max_length=settings.encoder_max_length,
-                           max_chars=settings.encoder_max_chars)
+    encoder = open_with_settings(out, settings)
     start = time.perf_counter()
     texts, labels = np.array(data.texts, dtype=object), np.array(data.labels)
     model = fit_model(taxonomy, texts[train], labels[train], encoder)
@@ -239,9 +237,7 @@ def main() -> None:
     encoder = None
     if args.preset == "accurate":
         settings = get_settings()
-        encoder = open_encoder(settings.encoder, settings.home, backend=settings.encoder_backend,
-                               max_length=settings.encoder_max_length,
-                               max_chars=settings.encoder_max_chars)
+        encoder = open_with_settings(settings.encoder, settings)
         print(f"encoder: {encoder.describe()}")
     results: dict[str, float] = {}
     # as triage train does: an encoder as it comes guides the leaves (the configured one, when

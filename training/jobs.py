@@ -211,12 +211,8 @@ def guide_encoder(settings: Settings, encoder: Any, *, tuned: bool,
     by the e5 as it comes)."""
     if not tuned:
         return encoder
-    from models.encoder import open_encoder
-
     try:
-        return open_encoder(settings.encoder, settings.home, backend=settings.encoder_backend,
-                            max_length=settings.encoder_max_length,
-                            max_chars=settings.encoder_max_chars, progress=_fraction(progress))
+        return open_with_settings(settings.encoder, settings, progress)
     except TriageError as error:
         progress(f"no encoder as it comes to guide the leaves ({error.message}): trained without")
         return None
@@ -287,7 +283,7 @@ def _prepare_encoder(
 ) -> tuple[Any, str, Path | None, dict[str, Any]]:
     """The encoder to train with (the configured one, or a copy fine-tuned on these appeals),
     its source, the fine-tuned directory if any and the fine-tuning report (empty if none)."""
-    from models.encoder import check_max_length, locate_encoder, open_encoder
+    from models.encoder import check_max_length, locate_encoder
 
     source = "bundled" if bundled is not None else settings.encoder
     progress(f"preparing the encoder {source}")
@@ -303,10 +299,18 @@ def _prepare_encoder(
             progress(f"no fine-tuning step fitted in the time budget ({finetune_minutes:g} min): "
                      f"using the encoder as it is")
             tuned = {}  # as --time-budget 0: the version records and bundles no fine-tuning
-    encoder = open_encoder(base, settings.home, backend=settings.encoder_backend,
-                           max_length=settings.encoder_max_length,
-                           max_chars=settings.encoder_max_chars, progress=_fraction(progress))
-    return encoder, source, bundled, tuned
+    return open_with_settings(base, settings, progress), source, bundled, tuned
+
+
+def open_with_settings(source: str | Path, settings: Settings,
+                       progress: Progress = lambda _: None) -> Any:
+    """An encoder (``TRIAGE_ENCODER``'s value or a directory) opened with the settings' backend,
+    max length and max characters."""
+    from models.encoder import open_encoder
+
+    return open_encoder(source, settings.home, backend=settings.encoder_backend,
+                        max_length=settings.encoder_max_length,
+                        max_chars=settings.encoder_max_chars, progress=_fraction(progress))
 
 
 def _finetune(
