@@ -159,3 +159,20 @@ def test_a_disputed_ticket_shows_and_filters_by_the_subitem_a_person_corrected_i
     assert (item["ticket_id"], item["subitem"], item["level1"]) == (ticket["id"], node, "城乡建设")
     assert item["queue_reason"] == "disputed"
     assert ticket["id"] not in _review_ids(client, category=predicted)
+
+
+def test_a_disputed_ticket_is_timed_and_weighed_by_the_subitem_a_person_corrected_it_to(
+        make_client) -> None:
+    # the corrected node has its own receipt deadline and severity: the queue follows the person,
+    # not the model's first guess
+    node = "城乡建设/物业管理/物业收费与维修资金"
+    client = make_client(review_audit_every=1000, severity_by_subitem={node: 4.0},
+                         performance={"subitem_deadlines": {node: {"receipt_hours": 1}}})
+    ticket = _post(client, CLEAR)
+    assert not ticket["prediction"]["subitem"].startswith("城乡建设/物业管理")
+    client.post(f"/v1/tickets/{ticket['id']}/corrections", json={"subitem": node, "reviewer": "李静"})
+    client.post(f"/v1/tickets/{ticket['id']}/feedback", json={"rating": "不满意", "text": "没解决"})
+    [item] = [i for i in client.get("/v1/review").json()["data"] if i["ticket_id"] == ticket["id"]]
+    received = datetime.fromisoformat(item["received_at"])
+    assert datetime.fromisoformat(item["deadline"]) - received == timedelta(hours=1)
+    assert item["severity"] == 4.0

@@ -164,14 +164,15 @@ def _item(p: store.Prediction, settings: Settings, now: datetime) -> QueueItem |
         return None
     kind, reasons = found
     ticket = p.ticket
-    receipt_hours, _ = settings.performance.deadlines_for(p.subitem)
+    # what a person corrected shows, its top level with it, and sets the deadline and severity
+    subitem = _subitem(p)
+    receipt_hours, _ = settings.performance.deadlines_for(subitem)
     deadline = ticket.received_at + timedelta(hours=receipt_hours)
     urgency, overdue = urgency_of(deadline, now)
     wrong = 1.0 - float(p.confidence)
     if kind == "disputed":
         wrong = max(wrong, 0.5)
-    severity = severity_of(ticket.text, p.subitem, settings)
-    subitem = _subitem(p)  # what a person corrected shows, its top level with it
+    severity = severity_of(ticket.text, subitem, settings)
     level1 = p.level1 if subitem == p.subitem else subitem.split("/")[0]
     return QueueItem(
         ticket_id=ticket.id, title=ticket.title, text=ticket.text, received_at=ticket.received_at,
