@@ -64,7 +64,7 @@ def _database(settings: Settings) -> Iterator[Session]:
 def _fail(exc: TriageError) -> NoReturn:
     # one line, however long: a terminal wraps it itself, and a log or a script reads it whole
     console.print("[red]error:[/red]", escape(_capped(exc.message)), soft_wrap=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=exc.exit_code)
 
 
 def _capped(message: str) -> str:
@@ -78,7 +78,7 @@ def _capped(message: str) -> str:
 
 def _clean_errors(command: Callable[P, None]) -> Callable[P, None]:
     """A domain error, or a file the system refuses, ends any command with one ``error:`` line
-    and exit code 2, never a traceback."""
+    and exit code 2 (130 for Ctrl-C), never a traceback."""
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:

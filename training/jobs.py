@@ -27,7 +27,7 @@ from models.artifacts import (
 )
 from models.classifier import HierarchicalClassifier
 from training.routing import build_dispatcher
-from triage.errors import InputFileError, TriageError
+from triage.errors import InputFileError, InterruptedByUser, TriageError
 from triage.glossary import Glossary
 from triage.settings import Settings, get_settings
 from triage.tables import read_table
@@ -328,7 +328,7 @@ def _finetune(
             max_length=settings.encoder_max_length, max_chars=settings.encoder_max_chars,
             checkpoint_dir=_checkpoint_dir(settings, texts, labels), progress=_fraction(progress))
     except FinetuneInterrupted as exc:
-        raise TriageError(str(exc)) from exc
+        raise InterruptedByUser(str(exc)) from exc
 
 
 def _manifest(

@@ -7,10 +7,17 @@ class TriageError(Exception):
     """Base of every error the project raises on purpose; its message is shown to people."""
 
     status_code = 400
+    exit_code = 2  # the command line's exit code for it
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class InterruptedByUser(TriageError):
+    """Ctrl-C stopped a job after it saved what it could (e.g. a fine-tuning checkpoint)."""
+
+    exit_code = 130  # the shell's code for a command ended by SIGINT
 
 
 class InputFileError(TriageError):
