@@ -296,3 +296,28 @@ def test_a_street_that_contradicts_the_street_a_community_implies_is_a_conflict(
     # nor a street inside a longer unknown name
     address = extract_address("东城区新西关街道幸福里社区路灯坏了", demo_gaz)
     assert (address.street, address.conflict) == ("和平街道", "")
+
+
+@pytest.mark.parametrize(("text", "conflict"), [
+    # the street is of the right district, but the community is another street's
+    ("东城区东华街道幸福里社区路灯坏了", "诉求写的东华街道（属东城区）与幸福里社区（属东城区和平街道）不符"),
+    ("东城区和平街道春晖社区路灯坏了", "诉求写的和平街道（属东城区）与春晖社区（属东城区东华街道）不符"),
+    # a community the gazetteer knows only in another district
+    ("东城区东华街道古楼社区路灯坏了", "诉求写的东华街道（属东城区）与古楼社区（属西城区西关街道）不符"),
+])
+def test_a_community_outside_the_named_street_is_a_conflict(
+        demo_gaz: Gazetteer, text: str, conflict: str) -> None:
+    # before, the first came out as 东华街道幸福里社区 (a place that does not exist) and the
+    # second as 春晖社区 without its street, both unflagged: a ticket dispatched to a guess
+    address = extract_address(text, demo_gaz)
+    assert (address.district, address.street, address.community) == ("东城区", "", "")
+    assert address.conflict == conflict + "，需人工确定属地"
+    assert {"东城区"} < set(address.evidence)
+
+
+def test_a_community_under_one_of_the_named_streets_is_no_conflict(demo_gaz: Gazetteer) -> None:
+    for text, street in (("东城区东华街道春晖社区路灯坏了", "东华街道"),
+                         ("东华街道东华社区和幸福里社区之间路灯坏了", "东华街道"),
+                         ("西城区文昌街道幸福里社区路灯坏了", "文昌街道")):
+        address = extract_address(text, demo_gaz)
+        assert (address.street, address.conflict) == (street, ""), text

@@ -186,6 +186,16 @@ class Gazetteer:
                 if self._names[m.group()][0].levels()[-1][0] == "street"
                 and not _inside_longer_name(text, m)]
 
+    def named_communities(self, text: str) -> list[tuple[int, str, tuple[tuple[str, str], ...]]]:
+        """Position, words and the (district, street) pairs each known community ``text`` names
+        lies under, in order (a name may recur under several streets); a name inside a longer
+        unknown one is not named."""
+        matches = self._pattern.finditer(text) if self._pattern else ()
+        return [(m.start(), m.group(), tuple((p.district, p.street) for p in self._names[m.group()]
+                                             if p.community))
+                for m in matches if self._names[m.group()][0].levels()[-1][0] == "community"
+                and not _inside_longer_name(text, m)]
+
 
 def _inside_longer_name(text: str, match: re.Match[str]) -> bool:
     """Whether a known street or community name is the end of a longer one the gazetteer does
@@ -422,6 +432,40 @@ def _unknown_district(text: str) -> tuple[int, str]:
 
 
 def _checked(address: Address, text: str, gazetteer: Gazetteer | None) -> Address:
+    """The address, or, when the text's places contradict each other, fewer levels with the
+    conflict: the known street's (``_street_checked``), then the named community's."""
+    checked = _street_checked(address, text, gazetteer)
+    if checked.conflict or gazetteer is None:
+        return checked
+    return _community_checked(checked, text, gazetteer)
+
+
+def _community_checked(address: Address, text: str, gazetteer: Gazetteer) -> Address:
+    """The text names known streets and known communities and no community lies under any of
+    the streets (东城区东华街道幸福里社区: 幸福里社区 is 和平街道's in 东城区): street and community
+    are dropped; the first district the text names is kept, or, when it names none, the one
+    district of the street and the community if they share one."""
+    communities, streets = gazetteer.named_communities(text), gazetteer.named_streets(text)
+    named_streets = {street for _, _, street in streets}
+    if not communities or not streets or any(
+            street in named_streets for _, _, parents in communities for _, street in parents):
+        return address
+    _, street_words, street = streets[0]
+    _, words, parents = communities[0]
+    own = gazetteer.district_of(street)
+    named = sorted(found for found in (*gazetteer.named_districts(text), _unknown_district(text))
+                   if found[1])
+    local = [(d, s) for d, s in parents if d == (named[0][1] if named else own)] or list(parents)
+    districts = {own} | {d for d, _ in parents}
+    district = named[0][1] if named else (own if len(districts) == 1 else "")
+    evidence = address.evidence + tuple(w for w in dict.fromkeys((street_words, words))
+                                        if w not in address.evidence)
+    place = "、".join(f"{d}{s}" for d, s in local)
+    return Address(district, "", "", evidence, conflict=(
+        f"诉求写的{street}（属{own}）与{words}（属{place}）不符，需人工确定属地"))
+
+
+def _street_checked(address: Address, text: str, gazetteer: Gazetteer | None) -> Address:
     """The address, or, when the text contradicts the known street, fewer levels with the conflict.
 
     Two contradictions are caught; in both a unit is never built of a street and a district it is
