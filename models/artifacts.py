@@ -116,7 +116,7 @@ def check_encoder_kept(manifest: dict[str, Any], *, bundled: Path | None, retrai
     with) is gone or holds other weights, in terms of the version: which encoder it needs and
     where. ``TRIAGE_ENCODER`` plays no part in loading a version, so no message names it.
     The packaged e5 is left to ``reopen_encoder``: it is rebuilt when missing."""
-    from models.encoder import PACKAGED, fingerprint
+    from models.encoder_files import PACKAGED, fingerprint
 
     info = manifest.get("encoder")
     if not isinstance(info, dict) or "source" not in info or str(info["source"]) == PACKAGED:

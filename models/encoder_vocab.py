@@ -126,7 +126,7 @@ def _onnx_dir(model_dir: Path, onnx_dir: Path | None) -> Path:
 def _sources(model_dir: Path, onnx_dir: Path) -> dict[str, str]:
     """What the cut was built from: the weights (the encoder's fingerprint), the int8 graph and
     the tokenizer."""
-    from models.encoder import fingerprint
+    from models.encoder_files import fingerprint
 
     return {"weights": fingerprint(model_dir), "onnx": _digest(onnx_dir / SOURCE_ONNX),
             "tokenizer": _digest(model_dir / SOURCE_TOKENIZER)}

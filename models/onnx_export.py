@@ -132,7 +132,7 @@ def export_int8(model_dir: Path, target: Path, *, check: bool = True) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
 
-    from models.encoder import fingerprint
+    from models.encoder_files import fingerprint
 
     try:
         model = AutoModel.from_pretrained(str(model_dir)).eval()

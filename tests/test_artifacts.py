@@ -22,7 +22,7 @@ from models.artifacts import (
     save_model,
 )
 from models.classifier import HierarchicalClassifier
-from models.encoder import fingerprint
+from models.encoder_files import fingerprint
 from models.serving import ModelHolder
 from triage.errors import ArtifactError, ModelNotReadyError, NotFoundError
 from triage.settings import PROJECT_ROOT

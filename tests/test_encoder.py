@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.encoder import ONNX_FILE, Encoder, head_tail, locate_encoder
+from models.encoder import ONNX_FILE, Encoder, head_tail
+from models.encoder_files import locate_encoder
 from triage.errors import ArtifactError
 
 APPEALS = [
@@ -347,7 +348,8 @@ def test_a_version_recorded_with_too_long_a_max_length_still_reads_a_long_appeal
 ) -> None:
     """A version trained before the limit was checked (max_length 1000 for 256 positions) is
     served at the limit instead of crashing on a 12,000-character appeal."""
-    from models.encoder import fingerprint, reopen_encoder
+    from models.encoder import reopen_encoder
+    from models.encoder_files import fingerprint
     from triage.settings import get_settings
 
     monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", backend)

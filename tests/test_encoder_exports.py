@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.encoder import Encoder, fingerprint, open_encoder, reopen_encoder
+from models.encoder import Encoder, open_encoder, reopen_encoder
+from models.encoder_files import fingerprint
 from triage.settings import get_settings
 
 APPEALS = ["小区楼下的餐馆油烟太大，熏得住户没法开窗", "孩子的学籍转不过来，学校让我们自己去教育局问",

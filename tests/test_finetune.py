@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import DATASETS
 
-from models.encoder import Encoder, fingerprint
+from models.encoder import Encoder
+from models.encoder_files import fingerprint
 from training import finetune
 from training.finetune import finetune_encoder, load_head
 from training.finetune_checkpoint import CHECKPOINT_FILE, uninterrupted

@@ -34,7 +34,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from models.artifacts import encoder_manifest, save_model
 from models.classifier import HierarchicalClassifier
-from models.encoder import locate_encoder
+from models.encoder_files import locate_encoder
 from training.jobs import LEAF_GUIDE, guide_encoder, load_glossary, open_with_settings
 from training.teddy import TEDDY, load_leaf_gold, load_teddy, teddy_dir
 from triage.settings import get_settings

@@ -34,7 +34,8 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 
 from models.artifacts import data_hash
 from models.e5_rebuild import STAMP, tensor_digest, write_sentence_transformers_config
-from models.encoder import fingerprint, head_tail, query_prefix
+from models.encoder import head_tail
+from models.encoder_files import fingerprint, query_prefix
 from training.finetune_checkpoint import resume, save_checkpoint, uninterrupted
 from training.finetune_run import Job, Progress, Run
 from training.finetune_schedule import Plan, micro_batches, tensors

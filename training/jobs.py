@@ -283,7 +283,7 @@ def _prepare_encoder(
 ) -> tuple[Any, str, Path | None, dict[str, Any]]:
     """The encoder to train with (the configured one, or a copy fine-tuned on these appeals),
     its source, the fine-tuned directory if any and the fine-tuning report (empty if none)."""
-    from models.encoder import check_max_length, locate_encoder
+    from models.encoder_files import check_max_length, locate_encoder
 
     source = "bundled" if bundled is not None else settings.encoder
     progress(f"preparing the encoder {source}")
