@@ -75,7 +75,7 @@ class HierarchicalClassifier:
     """
 
     def __init__(
-        self, *, taxonomy: Taxonomy, C: float = 1.0, model: str = "svm", temperature: float = 0.025,
+        self, *, taxonomy: Taxonomy, C: float = 1.0, model: str = "svm", temperature: float = 0.02,
         review_threshold: float = 0.35, review_threshold_level1: float = 0.6, top_k: int = 3,
         leaf_evidence: float = 15.0, encoder_weight: float | None = None,
         cascade: float | None = None, leaf_encoder_weight: float = 1.0, fusion_folds: int = 3,

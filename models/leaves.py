@@ -45,7 +45,7 @@ class LeafScorer:
     """
 
     def __init__(
-        self, *, temperature: float = 0.025, meta_weight: float = 1.0,
+        self, *, temperature: float = 0.02, meta_weight: float = 1.0,
         example_weight: float = 1.0, pseudo_weight: float = 1.5, pseudo_share: float = 1.0,
         max_terms: int | None = 3000, rounds: int = 2, other_penalty: float = 0.04,
     ) -> None:
