@@ -52,6 +52,8 @@ def test_train_accurate_records_its_encoder_and_the_fusion_chosen(accurate_versi
     assert manifest["encoder"]["dim"] == 32
     fusion = manifest["metrics"]["fusion"]
     assert 0.0 <= fusion["weight"] <= 2.0 and 0.0 <= fusion["encoder_share"] <= 1.0
+    # appeals unsure of their leaf go to the encoder too, unless told otherwise
+    assert manifest["leaf_cascade"] == 0.7
     # the encoder is referenced, never pickled into the model
     with (accurate_version / "model.pkl").open("rb") as handle:
         assert not hasattr(pickle.load(handle), "encoder_")
@@ -163,8 +165,19 @@ def test_the_leaf_cascade_is_recorded_and_needs_the_accurate_preset(env: Path,
     assert result.exit_code == 0, result.output
     loaded = load_model(tmp_path / "v")
     assert loaded.manifest["leaf_cascade"] == 0.7 and loaded.model.leaf_cascade == 0.7
-    # an encoder as it comes helps choose the training appeals' leaves
-    assert loaded.manifest["leaf_guide_weight"] == 3.0
+    # no encoder guides the training appeals' leaves unless TRIAGE_LEAF_GUIDE_WEIGHT says so
+    assert loaded.manifest["leaf_guide_weight"] == 0.0
+    # 0 turns it off: only appeals unsure of their top level reach the encoder
+    result = _train_accurate("--time-budget", "0", "--leaf-cascade", "0",
+                             "--output", str(tmp_path / "off"))
+    assert result.exit_code == 0, result.output
+    off = load_model(tmp_path / "off")
+    assert off.manifest["leaf_cascade"] == 0.0
+    texts = [row["text"] for row in csv.DictReader((DATASETS / "demo_test.csv").open())][:40]
+    off.model.fusion_.cascade = 0.0  # and no appeal unsure of its top level: none is read
+    assert not any(p.explanation["encoder"] for p in off.model.predict_paths(texts))
+    loaded.model.fusion_.cascade = 0.0  # at 0.7, appeals unsure of their leaf still are
+    assert any(p.explanation["encoder"] for p in loaded.model.predict_paths(texts))
     fast = runner.invoke(app, [
         "train", "--data", str(DATASETS / "demo_appeals.csv"), "--text-column", "text",
         "--label-column", "label", "--taxonomy", str(DATASETS / "demo_taxonomy.csv"),
@@ -290,8 +303,20 @@ def _train_accurate(*extra: str):
         "--preset", "accurate", "--holdout", "0", *extra])
 
 
-def test_a_fine_tuned_version_carries_its_own_encoder(env: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def guided(env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``env`` with the leaf guide on (``TRIAGE_LEAF_GUIDE_WEIGHT``, off by default)."""
+    from triage.settings import get_settings
+
+    monkeypatch.setenv("TRIAGE_LEAF_GUIDE_WEIGHT", "3")
+    get_settings.cache_clear()
+    return env
+
+
+def test_a_fine_tuned_version_carries_its_own_encoder(guided: Path, tmp_path: Path) -> None:
     from models.encoder_files import fingerprint
+
+    env = guided
 
     result = _train_accurate("--time-budget", "0.05", "--output", str(tmp_path / "v"))
     assert result.exit_code == 0, result.output
@@ -320,11 +345,13 @@ def test_accurate_fine_tunes_its_encoder_unless_told_not_to(env: Path, tmp_path:
     assert tuned["stopped_by_budget"] is False  # the tiny encoder finishes its epoch in time
     # the held-out figure was measured with an encoder that had read those appeals: said so
     assert manifest["metrics"]["holdout_seen_by_encoder"] is True
+    # no encoder as it comes was opened to guide the leaves: off by default
+    assert manifest["leaf_guide_weight"] == 0.0 and "leaf_guide_encoder" not in manifest
     # progress goes to the log line by line when no terminal shows a live status
     assert "fine-tun" in result.stderr
 
 
-def test_retraining_a_fine_tuned_version_keeps_its_preset_and_encoder(env: Path) -> None:
+def test_retraining_a_fine_tuned_version_keeps_its_preset_and_encoder(guided: Path) -> None:
     from models.artifacts import Registry
     from triage.settings import get_settings
 
@@ -344,14 +371,14 @@ def test_retraining_a_fine_tuned_version_keeps_its_preset_and_encoder(env: Path)
     assert manifest["leaf_guide_encoder"] == parent.manifest["leaf_guide_encoder"]
 
 
-def test_retraining_without_the_configured_encoder_trains_unguided(env: Path) -> None:
+def test_retraining_without_the_configured_encoder_trains_unguided(guided: Path) -> None:
     """The encoder as it comes guides the leaves at training time only: when it is gone, a
     fine-tuned version still retrains (from its own encoder), without the guide, and says so."""
     from models.artifacts import Registry
     from triage.settings import get_settings
 
     assert _train_accurate("--time-budget", "0.05", "--activate").exit_code == 0
-    shutil.rmtree(env)
+    shutil.rmtree(guided)
     result = runner.invoke(app, ["retrain", "--tolerance", "1.0"])
     assert result.exit_code == 0, result.output
     assert "trained without" in " ".join(result.output.split())
@@ -359,3 +386,19 @@ def test_retraining_without_the_configured_encoder_trains_unguided(env: Path) ->
     manifest = json.loads((Registry(get_settings().models_dir).path(candidate)
                            / "manifest.json").read_text())
     assert manifest["leaf_guide_weight"] == 0.0 and "leaf_guide_encoder" not in manifest
+
+
+def test_retraining_keeps_the_parents_leaf_cascade_even_when_it_had_none() -> None:
+    """A version saved before the leaf cascade was the accurate default retrains without one:
+    retraining must not change how fast a centre's model serves."""
+    from types import SimpleNamespace
+
+    from training.retrain import _leaf_cascade_of
+
+    def version(preset: str, value: float | None):
+        return SimpleNamespace(model=SimpleNamespace(leaf_cascade=value),
+                               manifest={"preset": preset})
+
+    assert _leaf_cascade_of(version("accurate", None)) == 0.0
+    assert _leaf_cascade_of(version("accurate", 0.7)) == 0.7
+    assert _leaf_cascade_of(version("fast", None)) is None

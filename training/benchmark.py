@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from models.artifacts import encoder_manifest, save_model
 from models.classifier import HierarchicalClassifier
 from models.encoder_files import locate_encoder
-from training.jobs import LEAF_GUIDE, guide_encoder, load_glossary, open_with_settings
+from training.jobs import ACCURATE_LEAF_CASCADE, guide_encoder, load_glossary, open_with_settings
 from training.teddy import TEDDY, load_leaf_gold, load_teddy, teddy_dir
 from triage.settings import get_settings
 from triage.tables import read_table, write_csv
@@ -228,6 +228,9 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=None, metavar="MIN",
                         help="accurate: fine-tune the encoder for at most MIN minutes and score "
                         "a fixed held-out fold instead of 5 folds")
+    parser.add_argument("--leaf-cascade", type=float, default=None, metavar="P",
+                        help="accurate: also send appeals whose best leaf is below P to the "
+                        "encoder (as triage train --leaf-cascade; default 0.7, 0: off)")
     parser.add_argument("--latency-n", type=int, default=None,
                         help="appeals classified one at a time for latency (default: all)")
     args = parser.parse_args()
@@ -240,12 +243,16 @@ def main() -> None:
         encoder = open_with_settings(settings.encoder, settings)
         print(f"encoder: {encoder.describe()}")
     results: dict[str, float] = {}
-    # as triage train does: an encoder as it comes guides the leaves (the configured one, when
-    # the encoder is fine-tuned: training.jobs.guide_encoder)
-    params: dict = {"leaf_guide_weight": LEAF_GUIDE} if encoder else {}
+    # as triage train does: with TRIAGE_LEAF_GUIDE_WEIGHT above 0, an encoder as it comes guides
+    # the leaves (the configured one, when the encoder is fine-tuned: training.jobs.guide_encoder)
+    weight = get_settings().leaf_guide_weight
+    params: dict = {"leaf_guide_weight": weight} if encoder and weight > 0 else {}
+    if encoder is not None:  # as triage train: the accurate default unless told
+        params["leaf_cascade"] = ACCURATE_LEAF_CASCADE if args.leaf_cascade is None \
+            else args.leaf_cascade
     if encoder is not None and args.time_budget is not None:
         encoder, figures = finetuned_holdout(data, taxonomy, args.time_budget, get_settings())
-        guide = guide_encoder(get_settings(), None, tuned=True)
+        guide = guide_encoder(get_settings(), None, tuned=True) if weight > 0 else None
         if guide is not None:
             params["guide_encoder"] = guide
         results.update(figures)

@@ -219,7 +219,7 @@ def _train_candidate(current: LoadedModel, registry: Registry, settings: Setting
         preset=str(current.manifest.get("preset", "fast")), settings=settings,
         bundled_encoder=_bundled_encoder(current),
         glossary=getattr(current.model, "glossary", None),
-        leaf_cascade=getattr(current.model, "leaf_cascade", None),
+        leaf_cascade=_leaf_cascade_of(current),
         dispatcher=current.dispatcher, base_data=base,
         extra_manifest={"parent": current.version, "n_corrections": len(fixed[0]),
                         "frozen_evaluation": frozen.record()})
@@ -291,6 +291,15 @@ def _control_scores(current: LoadedModel, candidate: LoadedModel, base: Pairs, f
         model.attach_encoder(encoder)
     control = LoadedModel(model=model, manifest={"version": "control"}, path=candidate.path)
     return score(control, frozen.texts, frozen.labels)
+
+
+def _leaf_cascade_of(current: LoadedModel) -> float | None:
+    """The parent's leaf cascade: an accurate version saved without one (before it was the
+    default) is retrained without one, so that retraining does not change how fast it serves."""
+    value = getattr(current.model, "leaf_cascade", None)
+    if value is None and current.manifest.get("preset") == "accurate":
+        return 0.0
+    return value
 
 
 def _guide_embed_of(candidate: LoadedModel, settings: Settings) -> Any:

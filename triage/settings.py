@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         28.0, ge=0, description="accurate preset: minutes of encoder fine-tuning on the labelled "
         "appeals before the classifier is fitted (`triage train --time-budget` overrides; 0: use "
         "the encoder as it is). 28 keeps training on ~10.7k appeals within 45 min on 2 cores")
+    leaf_guide_weight: float = Field(
+        0.0, ge=0, description="accurate preset: weight of the configured encoder as it comes in "
+        "choosing the training appeals' leaves (one more embedding pass at training; 0: off). "
+        "3 helped before the glossary of 2026-12-07 and not after it (README, preset accurate)")
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(8000, ge=1, le=65535)
     timezone: str = Field("Asia/Shanghai", description="zone of timestamps sent without one",
