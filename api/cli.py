@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,14 +78,31 @@ def _capped(message: str) -> str:
     return "; ".join(parts[:LISTED]) + f"; … and {len(parts) - LISTED} more"
 
 
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """While a command runs, SIGTERM (a scheduler or ``kill`` stopping a nightly job) stops it
+    as Ctrl-C does: fine-tuning saves its checkpoint, scratch directories are removed. Passed on
+    as SIGINT, so that a checkpoint being written still finishes first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda _number, _frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def _clean_errors(command: Callable[P, None]) -> Callable[P, None]:
     """A domain error, or a file the system refuses, ends any command with one ``error:`` line
-    and exit code 2 (130 for Ctrl-C), never a traceback."""
+    and exit code 2 (130 for Ctrl-C or SIGTERM during fine-tuning), never a traceback."""
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
-            command(*args, **kwargs)
+            with _sigterm_as_ctrl_c():
+                command(*args, **kwargs)
         except TriageError as exc:
             _fail(exc)
         except OSError as exc:

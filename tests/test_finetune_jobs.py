@@ -110,3 +110,29 @@ def test_a_fine_tuning_the_budget_stopped_keeps_its_checkpoint(
     tuned = manifest(tmp_path / "v")["metrics"]["finetune"]
     assert (tuned["steps"], tuned["stopped_by_budget"]) == (2, True)
     assert len(checkpoints()) == 1  # the next run continues from step 2
+
+
+def test_sigterm_stops_training_as_ctrl_c_does(
+        tiny_encoder_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scheduler stopping a nightly training (SIGTERM) keeps the steps done and leaves no
+    scratch behind; before, the process died at once: no checkpoint of the last steps, and its
+    scratch directory stayed in TRIAGE_HOME/tmp."""
+    import os
+    import signal
+
+    real_step = finetune._step
+
+    def step_then_sigterm(job, group) -> None:
+        if job.run.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        real_step(job, group)
+
+    monkeypatch.setattr(finetune, "_step", step_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    result = train_accurate("--time-budget", "5", "--output", str(tmp_path / "v"))
+    assert result.exit_code == 130
+    assert "error: interrupted at step" in said(result.output)
+    assert len(checkpoints()) == 1 and not (tmp_path / "v").exists()
+    scratch = get_settings().home / "tmp"
+    assert not scratch.exists() or not any(scratch.iterdir())
+    assert signal.getsignal(signal.SIGTERM) is before  # the command put the handler back
