@@ -222,9 +222,14 @@ class HierarchicalClassifier:
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         # the top level is fused where it was unsure (the cascade chosen for it); the leaves of
-        # every appeal the encoder read take its leaf similarities
+        # every appeal the encoder read take its leaf similarities, averaged with the words'
+        # so that the scores keep the scale the leaf temperature is set for (summed, they made
+        # the leaf confidence of those appeals overconfident: held-out fold 1, 2026-12-07, mean
+        # confidence 0.777 against leaf accuracy 0.598 on the test set, 0.655 averaged; the
+        # same leaves either way)
         p1[rows[unsure[rows]]] = (p / p.sum(axis=1, keepdims=True))[unsure[rows]]
-        scores[rows] += self.leaf_encoder_weight * self.head_.leaf_scores(E)
+        w = self.leaf_encoder_weight
+        scores[rows] = (scores[rows] + w * self.head_.leaf_scores(E)) / (1.0 + w)
         return use
 
     def _leaf_unsure(self, p1: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -402,3 +402,29 @@ def test_retraining_keeps_the_parents_leaf_cascade_even_when_it_had_none() -> No
     assert _leaf_cascade_of(version("accurate", None)) == 0.0
     assert _leaf_cascade_of(version("accurate", 0.7)) == 0.7
     assert _leaf_cascade_of(version("fast", None)) is None
+
+
+def test_the_encoders_leaf_evidence_is_averaged_with_the_words(
+    demo_taxonomy, demo_data, tiny_encoder: Path,
+) -> None:
+    """For an appeal the encoder reads, each leaf's score is the weighted mean of the words' and
+    the encoder's similarities, so the leaf temperature keeps its meaning. Summed, they made the
+    confidence of those appeals too high for the review queue (README, preset accurate)."""
+    texts, labels = demo_data
+    encoder = Encoder(tiny_encoder, backend="torch")
+    model = HierarchicalClassifier(taxonomy=demo_taxonomy, encoder_weight=1.0, cascade=0.0,
+                                   leaf_cascade=1.0, temperature=0.05, leaf_encoder_weight=2.0)
+    model.fit(texts, labels, embed=encoder.encode).attach_encoder(encoder)
+    checked = 0
+    for text in texts[:20]:
+        [p] = model.predict_paths([text])
+        if not p.explanation["encoder"]:
+            continue
+        words = model.leaves_.scores(model.featurizer_.transform([text]))
+        both = (words + 2.0 * model.head_.leaf_scores(encoder.encode([text]))) / 3.0
+        columns, proba = model.leaves_.proba_within(both, model.classes_.index(p.level1))
+        best = int(np.argmax(proba[0]))
+        assert p.subitem == model.leaves_.leaf_keys_[columns[best]]
+        assert p.confidence == pytest.approx(p.confidence_level1 * proba[0, best], abs=2e-3)
+        checked += 1
+    assert checked >= 10

@@ -97,7 +97,10 @@ def leaf_accuracy(data, taxonomy: Taxonomy, encoder=None, **params) -> dict[str,
             "leaf_accuracy_when_level1_right": float(np.mean(given_l1)),
             "leaf_consistent": float(np.mean([p.subitem.startswith(p.level1 + "/") for p in predicted])),
             "leaf_dev_accuracy": float(np.mean([p.subitem == g for p, g in zip(dev, dev_gold, strict=True)])),
-            "leaf_dev_n": len(dev_gold)}
+            "leaf_dev_n": len(dev_gold),
+            # calibration: the review queue trusts a confidence to mean what it says
+            "leaf_confidence_mean": float(np.mean([p.confidence for p in predicted])),
+            "leaf_dev_confidence_mean": float(np.mean([p.confidence for p in dev]))}
 
 
 def _rows_with_twins(data, texts: set[str]) -> set[int]:
