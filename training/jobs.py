@@ -74,8 +74,6 @@ def read_labelled(
     return texts, labels
 
 
-
-
 def holdout_metrics(
     texts: list[str], labels: list[str], taxonomy: Taxonomy, *, fraction: float = 0.1,
     embed: Callable[[Sequence[str]], Any] | None = None, glossary: Glossary | None = None,

@@ -181,21 +181,23 @@ class Gazetteer:
     def named_streets(self, text: str) -> list[tuple[int, str, str]]:
         """Position, words and canonical name of each known street (or street alias) ``text``
         names, in order; a name inside a longer unknown one (新和平街道) is not named."""
-        matches = self._pattern.finditer(text) if self._pattern else ()
-        return [(m.start(), m.group(), self._names[m.group()][0].street) for m in matches
-                if self._names[m.group()][0].levels()[-1][0] == "street"
-                and not _inside_longer_name(text, m)]
+        return [(m.start(), m.group(), places[0].street)
+                for m, places in self._named_local(text, "street")]
 
     def named_communities(self, text: str) -> list[tuple[int, str, tuple[tuple[str, str], ...]]]:
         """Position, words and the (district, street) pairs each known community ``text`` names
         lies under, in order (a name may recur under several streets); a name inside a longer
         unknown one is not named."""
-        matches = self._pattern.finditer(text) if self._pattern else ()
-        return [(m.start(), m.group(), tuple((p.district, p.street) for p in self._names[m.group()]
-                                             if p.community))
-                for m in matches if self._names[m.group()][0].levels()[-1][0] == "community"
-                and not _inside_longer_name(text, m)]
+        return [(m.start(), m.group(), tuple((p.district, p.street) for p in places if p.community))
+                for m, places in self._named_local(text, "community")]
 
+    def _named_local(self, text: str, level: str) -> list[tuple[re.Match[str], tuple[_Place, ...]]]:
+        """Matches of known names of ``level`` (street or community) and their places, except
+        names inside a longer unknown one."""
+        matches = self._pattern.finditer(text) if self._pattern else ()
+        return [(m, self._names[m.group()]) for m in matches
+                if self._names[m.group()][0].levels()[-1][0] == level
+                and not _inside_longer_name(text, m)]
 
 def _inside_longer_name(text: str, match: re.Match[str]) -> bool:
     """Whether a known street or community name is the end of a longer one the gazetteer does
@@ -431,6 +433,12 @@ def _unknown_district(text: str) -> tuple[int, str]:
     return position, name
 
 
+def _named_districts(text: str, gazetteer: Gazetteer) -> list[tuple[int, str]]:
+    """Position and name of the districts ``text`` names, known or by pattern, in order."""
+    return sorted(found for found in (*gazetteer.named_districts(text), _unknown_district(text))
+                  if found[1])
+
+
 def _checked(address: Address, text: str, gazetteer: Gazetteer | None) -> Address:
     """The address, or, when the text's places contradict each other, fewer levels with the
     conflict: the known street's (``_street_checked``), then the named community's."""
@@ -453,8 +461,7 @@ def _community_checked(address: Address, text: str, gazetteer: Gazetteer) -> Add
     _, street_words, street = streets[0]
     _, words, parents = communities[0]
     own = gazetteer.district_of(street)
-    named = sorted(found for found in (*gazetteer.named_districts(text), _unknown_district(text))
-                   if found[1])
+    named = _named_districts(text, gazetteer)
     local = [(d, s) for d, s in parents if d == (named[0][1] if named else own)] or list(parents)
     districts = {own} | {d for d, _ in parents}
     district = named[0][1] if named else (own if len(districts) == 1 else "")
@@ -484,8 +491,7 @@ def _street_checked(address: Address, text: str, gazetteer: Gazetteer | None) ->
     own = gazetteer.district_of(address.street) if gazetteer and address.street else ""
     if gazetteer is None or not own:
         return address
-    named = sorted(found for found in (*gazetteer.named_districts(text), _unknown_district(text))
-                   if found[1])
+    named = _named_districts(text, gazetteer)
     if named and own not in {name for _, name in named}:
         written = named[0][1]
         return Address(written, "", "", address.evidence, conflict=(

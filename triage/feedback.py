@@ -174,7 +174,7 @@ def record_event(
 def _event_holders(session: Session, ticket: store.Ticket) -> list[str]:
     """The units a ticket has reached: its current dispatch, then units its events name."""
     latest = store.latest_prediction(session, ticket)
-    holders = current_holders(ticket, latest) if latest is not None else []
+    holders = current_holders(latest) if latest is not None else []
     named = [e.unit for e in ticket.events if e.type in {"dispatched", "received"} and e.unit]
     return list(dict.fromkeys([*holders, *named]))
 

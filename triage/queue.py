@@ -185,17 +185,16 @@ def _item(p: store.Prediction, settings: Settings, now: datetime) -> QueueItem |
 
 
 def _lead(p: store.Prediction) -> str:
-    """The unit leading the prediction's dispatch: a person's department correction of it, if
-    any, else the routed lead."""
-    manual = [c for c in p.ticket.corrections if c.prediction_id == p.id and c.department]
-    return max(manual, key=lambda c: c.id).department if manual else p.department
+    """The unit leading the prediction's dispatch: a person's, if any, else the routed lead."""
+    manual = store.latest_correction(p, "department")
+    return manual.department if manual else p.department
 
 
 def _subitem(p: store.Prediction) -> str:
-    """The prediction's node: a person's sub-item correction of it (a node at any level), if
-    any, else the predicted sub-item."""
-    manual = [c for c in p.ticket.corrections if c.prediction_id == p.id and c.subitem]
-    return max(manual, key=lambda c: c.id).subitem if manual else p.subitem
+    """The prediction's node: a person's sub-item correction (a node at any level), if any,
+    else the predicted sub-item."""
+    manual = store.latest_correction(p, "subitem")
+    return manual.subitem if manual else p.subitem
 
 
 def _matches(item: QueueItem, unit: str | None, category: str | None, reason: str | None) -> bool:

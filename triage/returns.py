@@ -69,17 +69,11 @@ def record_return(
     return ticket
 
 
-def current_holders(ticket: store.Ticket, latest: store.Prediction) -> list[str]:
+def current_holders(latest: store.Prediction) -> list[str]:
     """The units holding the ticket now, lead first, then the co-handlers."""
-    manual = _manual_dispatch(ticket, latest)
+    manual = store.latest_correction(latest, "department")
     lead = manual.department if manual else latest.department
     return list(dict.fromkeys([lead, *(latest.co_departments or [])]))
-
-
-def _manual_dispatch(ticket: store.Ticket, latest: store.Prediction) -> store.Correction | None:
-    """The latest department correction of ``latest`` (a person's dispatch), if any."""
-    return next((c for c in sorted(ticket.corrections, key=lambda c: c.id, reverse=True)
-                 if c.prediction_id == latest.id and c.department), None)
 
 
 def _returning_unit(
@@ -96,7 +90,7 @@ def _returning_unit(
             f"{unit} already returned ticket {ticket.id} on {at:%Y-%m-%d %H:%M}; a unit returns "
             "a ticket once, so this return was not recorded again (a unit that disputes a later "
             "dispatch takes it up with the hotline office)")
-    holders = current_holders(ticket, latest)
+    holders = current_holders(latest)
     hotline = settings.default_department
     if same_unit(unit, hotline):
         raise ReturnRefusedError(
@@ -174,7 +168,7 @@ def _reroute(
                                     if r.startswith(_CLASSIFIER_DOUBT)]
     lead, co = route.lead, route.co
     route_reasons = [r for r in (route.review_reason or "").split("；") if r]
-    manual = _manual_dispatch(ticket, latest)
+    manual = store.latest_correction(latest, "department")  # a person's dispatch
     if manual is not None and not any(same_unit(u, manual.department) for u in returned):
         # a person dispatched the ticket to this lead and it has not returned it: it keeps it
         lead = manual.department

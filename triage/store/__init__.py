@@ -27,6 +27,7 @@ from triage.store.repository import (
     count_tickets,
     get_ticket,
     get_ticket_by_client_id,
+    latest_correction,
     latest_prediction,
 )
 
@@ -48,6 +49,7 @@ __all__ = [
     "count_tickets",
     "get_ticket",
     "get_ticket_by_client_id",
+    "latest_correction",
     "latest_prediction",
     "make_engine",
     "make_session_factory",

@@ -91,6 +91,14 @@ def latest_prediction(session: Session, ticket: Ticket) -> Prediction | None:
     return session.scalars(stmt).first()
 
 
+def latest_correction(prediction: Prediction, field: str) -> Correction | None:
+    """The latest correction of ``prediction`` that sets ``field`` (``"department"``: a person's
+    dispatch; ``"subitem"``: a person's sub-item), or None."""
+    return max((c for c in prediction.ticket.corrections
+                if c.prediction_id == prediction.id and getattr(c, field)),
+               key=lambda c: c.id, default=None)
+
+
 def add_correction(session: Session, *, ticket: Ticket, values: Mapping[str, Any]) -> Correction:
     """Record a reviewer correction; keys are Correction columns except id/ticket_id/created_at.
 
