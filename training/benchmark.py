@@ -2,9 +2,11 @@
 leaf accuracy on the hand-labelled sets, training time, throughput, latency and memory.
 
 Leaf gold: ``training/leaf_labels.csv`` (174 appeals, the test set: figures only, never used to
-choose anything since 2026-11-30) and ``training/leaf_dev.csv`` (150 other appeals, labelled in
-the same way: the set choices are made on). Models scoring them are trained without both sets and
-their twins.
+choose anything since 2026-11-30), ``training/leaf_dev.csv`` (150 other appeals, labelled in
+the same way: the set choices are made on) and ``training/leaf_fresh.csv`` (200 further appeals
+drawn at random on 2026-12-07 and labelled by people who saw no model output: the test set no
+choice has ever seen, ``leaf_fresh_*``). Models scoring them are trained without the three sets
+and their twins.
 
 Run: ``.venv/bin/python -m training.benchmark [--preset fast|accurate]`` (``--folds``,
 ``--shared-dir``, ``--skip``; prints the figures). ``accurate`` uses the encoder of the settings
@@ -43,6 +45,8 @@ from triage.taxonomy import Taxonomy
 
 LEAF_GOLD = Path(__file__).with_name("leaf_labels.csv")  # test set: never tuned on
 LEAF_DEV = Path(__file__).with_name("leaf_dev.csv")  # development set: for choices
+LEAF_FRESH = Path(__file__).with_name("leaf_fresh.csv")  # second test set, drawn 2026-12-07
+LEAF_SETS = {"leaf_": LEAF_GOLD, "leaf_dev_": LEAF_DEV, "leaf_fresh_": LEAF_FRESH}
 
 
 def fit_model(taxonomy: Taxonomy, texts, labels, encoder=None, **params) -> HierarchicalClassifier:
@@ -80,27 +84,31 @@ def cross_validate(data, taxonomy: Taxonomy, folds: int, encoder=None, **params)
 
 
 def leaf_accuracy(data, taxonomy: Taxonomy, encoder=None, **params) -> dict[str, float]:
-    """Train on every appeal except the hand-labelled ones of both sets (and their twins); score
-    the leaves of the test set (``leaf_*``) and of the development set (``leaf_dev_*``)."""
-    texts, gold = load_leaf_gold(LEAF_GOLD, data)
-    dev_texts, dev_gold = load_leaf_gold(LEAF_DEV, data)
-    held = _rows_with_twins(data, set(texts) | set(dev_texts))
+    """Train on every appeal except the hand-labelled ones of the three sets (and their twins);
+    score the leaves of each set: ``leaf_*`` (test), ``leaf_dev_*`` and ``leaf_fresh_*``."""
+    sets = {prefix: load_leaf_gold(path, data) for prefix, path in LEAF_SETS.items()}
+    held = _rows_with_twins(data, {t for texts, _ in sets.values() for t in texts})
     keep = [i for i in range(len(data.texts)) if i not in held]
     model = fit_model(taxonomy, [data.texts[i] for i in keep], [data.labels[i] for i in keep],
                       encoder, **params)
-    dev = model.predict_paths(dev_texts, explain=False)
-    predicted = model.predict_paths(texts, explain=False)
-    right = [p.subitem == g for p, g in zip(predicted, gold, strict=True)]
-    right_l1 = [p.level1 == g.split("/")[0] for p, g in zip(predicted, gold, strict=True)]
-    given_l1 = [r for r, ok in zip(right, right_l1, strict=True) if ok]
-    return {"leaf_accuracy": float(np.mean(right)), "leaf_n": len(gold),
-            "leaf_accuracy_when_level1_right": float(np.mean(given_l1)),
-            "leaf_consistent": float(np.mean([p.subitem.startswith(p.level1 + "/") for p in predicted])),
-            "leaf_dev_accuracy": float(np.mean([p.subitem == g for p, g in zip(dev, dev_gold, strict=True)])),
-            "leaf_dev_n": len(dev_gold),
+    results: dict[str, float] = {}
+    for prefix, (texts, gold) in sets.items():
+        predicted = model.predict_paths(texts, explain=False)
+        right = [p.subitem == g for p, g in zip(predicted, gold, strict=True)]
+        given_l1 = [r for r, p, g in zip(right, predicted, gold, strict=True)
+                    if p.level1 == g.split("/")[0]]
+        results.update({
+            f"{prefix}accuracy": float(np.mean(right)), f"{prefix}n": len(gold),
+            f"{prefix}accuracy_when_level1_right": float(np.mean(given_l1)),
             # calibration: the review queue trusts a confidence to mean what it says
-            "leaf_confidence_mean": float(np.mean([p.confidence for p in predicted])),
-            "leaf_dev_confidence_mean": float(np.mean([p.confidence for p in dev]))}
+            f"{prefix}confidence_mean": float(np.mean([p.confidence for p in predicted]))})
+    return results
+
+
+def leaf_rows(data) -> set[int]:
+    """Rows of the hand-labelled appeals of every set and of their twins."""
+    return _rows_with_twins(data, {t for path in LEAF_SETS.values()
+                                   for t in load_leaf_gold(path, data)[0]})
 
 
 def _rows_with_twins(data, texts: set[str]) -> set[int]:
@@ -189,9 +197,8 @@ def finetuned_holdout(data, taxonomy: Taxonomy, minutes: float, settings) -> tup
 
     splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
     train, test = next(splitter.split(data.texts, data.labels, data.groups))
-    leaf_rows = _rows_with_twins(data, set(load_leaf_gold(LEAF_GOLD, data)[0])
-                                 | set(load_leaf_gold(LEAF_DEV, data)[0]))
-    tune = [i for i in train if i not in leaf_rows]
+    held = leaf_rows(data)
+    tune = [i for i in train if i not in held]
     base = locate_encoder(settings.encoder, settings.home)
     out = settings.home / "benchmark" / "finetuned-fold1"
     start = time.perf_counter()
