@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Appeal triage for a 12345 citizen-appeal hotline.", no_args_is_help=True)
-models_app = typer.Typer(help="The model registry: list, add, activate.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: list, add, activate, delete, prune.",
+                         no_args_is_help=True)
 app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
@@ -328,6 +329,30 @@ def models_activate(version: Annotated[str, typer.Argument(help="a registered ve
     """Move the active pointer; a running service switches without a restart."""
     Registry(get_settings().models_dir).activate(version)
     typer.echo(f"active: {version}")
+
+
+@models_app.command("delete")
+@_clean_errors
+def models_delete(version: Annotated[str, typer.Argument(help="a registered version, not the active one")]) -> None:
+    """Remove a version for good (never the active one); prints the space freed."""
+    settings = get_settings()
+    freed = Registry(settings.models_dir).delete(version, settings.home)
+    typer.echo(f"deleted {version} ({freed / 1e6:.1f} MB)")
+
+
+@models_app.command("prune")
+@_clean_errors
+def models_prune(
+    keep: Annotated[int, typer.Option(help="newest versions kept besides the active one")] = 3,
+) -> None:
+    """Delete old versions: keep the active one and the KEEP newest others (nightly retraining
+    adds a version each night; an accurate one is about 0.5 GB)."""
+    settings = get_settings()
+    deleted = Registry(settings.models_dir).prune(keep, settings.home)
+    for version, freed in deleted:
+        typer.echo(f"deleted {version} ({freed / 1e6:.1f} MB)")
+    total = sum(freed for _, freed in deleted)
+    typer.echo(f"{len(deleted)} version(s) deleted, {total / 1e6:.1f} MB freed")
 
 
 @app.command("train-sentiment")

@@ -380,6 +380,48 @@ class Registry:
         version = self.active_version()
         return load_model(self.path(version)) if version else None
 
+    def delete(self, version: str, home: Path | None = None) -> int:
+        """Remove a version that is not active (an ``accurate`` one holds its encoder: about 0.5
+        GB); returns the bytes freed. It is first moved aside in one rename, so a listing or a
+        service never sees it half removed. With ``home`` (``TRIAGE_HOME``), the ONNX export of
+        a fine-tuned encoder the version carried goes too, unless another version carries the
+        same weights."""
+        path = self.path(version)
+        if version == self.active_version():
+            raise ArtifactError(f"version {version} is active: activate another version before "
+                                "deleting it")
+        encoder = read_manifest(path).get("encoder") or {}
+        freed = _remove(path, self.root)
+        weights = encoder.get("fingerprint")
+        if home is not None and encoder.get("source") == "bundled" and weights and not any(
+                (m.get("encoder") or {}).get("fingerprint") == weights for m in self.versions()):
+            from models.onnx_export import export_dir
+
+            export = export_dir(home, str(weights))
+            if export.is_dir():
+                freed += _remove(export, export.parent)
+        return freed
+
+    def prune(self, keep: int, home: Path | None = None) -> list[tuple[str, int]]:
+        """Delete every version but the active one and the ``keep`` newest others (and, with
+        ``home``, their encoders' exports, as ``delete``); returns the deleted versions (oldest
+        first) and the bytes each freed."""
+        if keep < 0:
+            raise ArtifactError(f"keep must be 0 or more, not {keep}")
+        active = self.active_version()
+        others = [str(m["version"]) for m in self.versions() if m["version"] != active]
+        doomed = others[: max(0, len(others) - keep)]
+        return [(version, self.delete(version, home)) for version in doomed]
+
+
+def _remove(path: Path, parent: Path) -> int:
+    """Delete a directory tree after moving it aside in one rename; returns the bytes freed."""
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    staging = Path(tempfile.mkdtemp(prefix=".deleting-", dir=parent))
+    os.replace(path, staging / "v")
+    shutil.rmtree(staging)
+    return size
+
 
 def holdout_score(manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The level-1 macro-F1 a version measured on a held-out split of its training data."""

@@ -403,3 +403,48 @@ def test_a_bundled_encoder_with_other_weights_does_not_blame_the_setting(
     assert "holds other weights" in message and str(version / "encoder") in message
     assert "TRIAGE_ENCODER" not in message
     assert "copy the version again" in message and "triage train" in message
+
+
+@pytest.mark.slow
+def test_deleting_a_fine_tuned_version_frees_its_encoder_export_once_no_version_uses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loaded_demo,
+) -> None:
+    """An accurate version's fine-tuned encoder is exported to ONNX under TRIAGE_HOME when it is
+    loaded; deleting the version frees that export too, unless another version carries the same
+    weights (a copy registered twice, say). The active version is never deleted."""
+    from test_encoder import build_tiny_unigram_encoder
+
+    from models.artifacts import ENCODER_DIR, encoder_manifest
+    from models.encoder import Encoder
+    from triage.settings import get_settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRIAGE_HOME", str(home))
+    monkeypatch.setenv("TRIAGE_ENCODER_BACKEND", "onnx")
+    get_settings.cache_clear()
+    try:
+        tuned = build_tiny_unigram_encoder(tmp_path / "tuned", TEXTS)
+        encoder = Encoder(tuned, threads=1, max_length=128, max_chars=160,
+                          exports=home / "encoders" / "onnx")
+        model = HierarchicalClassifier(taxonomy=TAX, encoder_weight=1.0, cascade=1.01).fit(
+            TEXTS, LABELS, embed=encoder.encode)
+        model.attach_encoder(encoder)
+        registry = Registry(home / "models")
+        registry.activate(registry.add(loaded_demo.path))
+        for name in ("v-a", "v-b"):
+            save_model(model, tmp_path / name, encoder_dir=tuned, manifest={
+                "version": name, "encoder": encoder_manifest(encoder, "bundled")})
+            registry.add(tmp_path / name)
+        # training exported the encoder under TRIAGE_HOME, keyed by its weights; both use it
+        export = home / "encoders" / "onnx" / fingerprint(home / "models" / "v-a" / ENCODER_DIR)
+        assert export.is_dir()
+        with pytest.raises(ArtifactError, match="is active"):
+            registry.delete(loaded_demo.version, home)
+        kept = registry.delete("v-a", home)
+        assert export.is_dir() and not (home / "models" / "v-a").exists()
+        freed = registry.delete("v-b", home)
+        assert not export.exists() and freed > kept
+        assert [m["version"] for m in registry.versions()] == [loaded_demo.version]
+        assert not [p for p in (home / "models").iterdir() if p.name.startswith(".deleting")]
+    finally:
+        get_settings.cache_clear()

@@ -69,6 +69,37 @@ def test_train_into_registry_and_activate(home: Path, tmp_path: Path) -> None:
     assert again.exit_code == 2 and "already registered" in again.output
 
 
+def test_old_versions_are_deleted_but_never_the_active_one(home: Path, tmp_path: Path) -> None:
+    """Nightly retraining adds a version a night (an accurate one is about 0.5 GB): a centre
+    deletes old ones by hand or keeps the newest few, and never loses the serving one."""
+    assert _train(None, "--activate").exit_code == 0
+    for name in ("v2", "v3", "v4"):
+        assert _train(tmp_path / name).exit_code == 0
+    versions = [runner.invoke(app, ["models", "add", str(tmp_path / n)]).stdout.strip()
+                for n in ("v2", "v3", "v4")]
+    active = _listed(runner.invoke(app, ["models", "list"]).stdout)
+    first = next(v for v, row in active.items() if row["active"] == "*")
+    refused = runner.invoke(app, ["models", "delete", first])
+    assert refused.exit_code == 2 and "is active" in refused.output
+    assert "Traceback" not in refused.output
+    deleted = runner.invoke(app, ["models", "delete", versions[0]])
+    assert deleted.exit_code == 0 and f"deleted {versions[0]}" in deleted.stdout
+    assert not (home / "models" / versions[0]).exists()
+    assert set(_listed(runner.invoke(app, ["models", "list"]).stdout)) == {first, *versions[1:]}
+    gone = runner.invoke(app, ["models", "delete", versions[0]])
+    assert gone.exit_code == 2 and "no model version" in gone.output
+    pruned = runner.invoke(app, ["models", "prune", "--keep", "1"])
+    assert pruned.exit_code == 0 and "1 version(s) deleted" in pruned.stdout
+    assert set(_listed(runner.invoke(app, ["models", "list"]).stdout)) == {first, versions[2]}
+    # the active version still serves
+    source = tmp_path / "in.csv"
+    source.write_text("text\n幼儿园突然涨保育费还不给退\n", encoding="utf-8")
+    result = runner.invoke(app, ["predict", "--model", str(home / "models" / first), "--input",
+                                 str(source), "--text-column", "text", "--output",
+                                 str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+
+
 def test_unknown_label_is_named_with_its_row(home: Path, tmp_path: Path) -> None:
     data = tmp_path / "bad.csv"
     data.write_text("text,label\n幼儿园乱收费,教育文体\n路灯坏了,不存在的分类\n", encoding="utf-8")

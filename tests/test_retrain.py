@@ -47,6 +47,14 @@ def test_retrain_learns_corrections_and_serving_switches(client: TestClient) -> 
     back = client.post(f"/v1/models/{first}/activate")
     assert back.status_code == 200
     assert client.get("/healthz").json()["model_version"] == first
+    # the candidate, no longer serving, can be deleted; the active version cannot
+    refused = client.delete(f"/v1/models/{first}")
+    assert refused.status_code == 409 and "is active" in refused.json()["detail"]
+    deleted = client.delete(f"/v1/models/{report['candidate']}")
+    assert deleted.status_code == 200 and deleted.json()["freed_bytes"] > 0
+    assert [m["version"] for m in client.get("/v1/models").json()["data"]] == [first]
+    assert client.delete(f"/v1/models/{report['candidate']}").status_code == 404
+    assert client.post("/v1/tickets", json={"text": STALL}).status_code == 201
 
 
 def test_a_worse_candidate_is_kept_not_promoted(client: TestClient) -> None:

@@ -1,4 +1,4 @@
-"""Model versions: list, retrain (a background job), activate (rollback)."""
+"""Model versions: list, retrain (a background job), activate (rollback), delete."""
 
 from __future__ import annotations
 
@@ -57,7 +57,21 @@ def activate(version: str, settings: SettingsDep) -> dict[str, Any]:
     try:
         Registry(settings.models_dir).activate(version)
     except NotFoundError:
-        # the registry's message names its directory on the server: not the client's business
-        raise NotFoundError(f"there is no model version {version!r}; GET /v1/models lists "
-                            "the versions") from None
+        raise _no_version(version) from None
     return {"active": version}
+
+
+@router.delete("/v1/models/{version}")
+def delete(version: str, settings: SettingsDep) -> dict[str, Any]:
+    """Remove a version that is not serving; 409 for the active one."""
+    try:
+        freed = Registry(settings.models_dir).delete(version, settings.home)
+    except NotFoundError:
+        raise _no_version(version) from None
+    return {"deleted": version, "freed_bytes": freed}
+
+
+def _no_version(version: str) -> NotFoundError:
+    # the registry's message names its directory on the server: not the client's business
+    return NotFoundError(f"there is no model version {version!r}; GET /v1/models lists the "
+                         "versions")
