@@ -100,6 +100,9 @@ def leaf_accuracy(data, taxonomy: Taxonomy, encoder=None, **params) -> dict[str,
         results.update({
             f"{prefix}accuracy": float(np.mean(right)), f"{prefix}n": len(gold),
             f"{prefix}accuracy_when_level1_right": float(np.mean(given_l1)),
+            # the README's "predicted leaf under predicted top level": a path, never a mix
+            f"{prefix}consistent": float(np.mean([p.subitem.startswith(p.level1 + "/")
+                                                  for p in predicted])),
             # calibration: the review queue trusts a confidence to mean what it says
             f"{prefix}confidence_mean": float(np.mean([p.confidence for p in predicted]))})
     return results
