@@ -50,7 +50,10 @@ unit at all, where the router answers 街道乡镇 on 269 of 577 and is right on
 its probability: 0.626 to 0.615); the other kinds a training reply names in its first 300
 characters (228 replies name a second) as more kind examples of the same appeal (the second
 only 0.624, all 0.625). The router's kind probabilities look calibrated there: what it
-lacks is evidence, not a better decision rule.
+lacks is evidence, not a better decision rule. Neither did a fixed (not learnt) bonus of beta x
+log(1 + duty words) on each kind's margin (beta 0.05 to 0.4: 0.624 to 0.609) nor shrinking the
+kinds' intercepts towards their mean (0.627 at 0.1, 0.620 at 0.5). A reader given 60 solved
+examples called 100 other appeals at 0.63 where the router gets 0.57 on them (README).
 """
 
 from __future__ import annotations
