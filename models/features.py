@@ -7,7 +7,9 @@ come out L2-normalised, so a dot product is a cosine similarity.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.pool
 import os
+import signal
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,6 +37,18 @@ def _tokenize_chunk(texts: list[str]) -> list[list[str]]:
 def _transform_chunk(texts: list[str]) -> sp.csr_matrix:
     assert _worker_featurizer is not None
     return _worker_featurizer._transform_serial(texts)
+
+
+def _quiet_worker() -> None:
+    """A worker forked from a command inherits its signal handlers (the CLI turns SIGTERM into
+    Ctrl-C): the pool ends its workers with SIGTERM, and Ctrl-C is the parent's to handle, so a
+    worker dies at SIGTERM and ignores SIGINT, without a traceback on the user's terminal."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool(jobs: int) -> multiprocessing.pool.Pool:
+    return multiprocessing.get_context("fork").Pool(jobs, initializer=_quiet_worker)
 
 
 def _chunks(items: list[str], n: int) -> list[list[str]]:
@@ -99,7 +113,7 @@ class TextFeaturizer:
         jobs = _n_jobs(len(prepared))
         if jobs == 1:
             return _tokenize_chunk(prepared)
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        with _pool(jobs) as pool:
             parts = pool.map(_tokenize_chunk, _chunks(prepared, jobs))
         return [tokens for part in parts for tokens in part]
 
@@ -112,7 +126,7 @@ class TextFeaturizer:
         global _worker_featurizer
         _worker_featurizer = self
         try:
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            with _pool(jobs) as pool:
                 return sp.vstack(pool.map(_transform_chunk, _chunks(texts, jobs)), format="csr")
         finally:
             _worker_featurizer = None
