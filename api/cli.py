@@ -348,10 +348,14 @@ def models_prune(
     """Delete old versions: keep the active one and the KEEP newest others (nightly retraining
     adds a version each night; an accurate one is about 0.5 GB)."""
     settings = get_settings()
-    deleted = Registry(settings.models_dir).prune(keep, settings.home)
+    registry = Registry(settings.models_dir)
+    left = registry.sweep(settings.home)
+    if left:
+        typer.echo(f"removed what interrupted deletions left ({left / 1e6:.1f} MB)")
+    deleted = registry.prune(keep, settings.home)
     for version, freed in deleted:
         typer.echo(f"deleted {version} ({freed / 1e6:.1f} MB)")
-    total = sum(freed for _, freed in deleted)
+    total = left + sum(freed for _, freed in deleted)
     typer.echo(f"{len(deleted)} version(s) deleted, {total / 1e6:.1f} MB freed")
 
 

@@ -5,10 +5,13 @@ it was trained for) and ``manifest.json`` (labels in index order, unsupported to
 categories, taxonomy version, package versions, training-data hash, metrics, created_at). The
 registry keeps versions side by side and an ``ACTIVE`` pointer that moves atomically; a version is
 never overwritten.
+Deleting one (``Registry.delete`` / ``prune``) moves it aside first and respects versions a
+running retraining reads (``models.version_files``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from models import version_files
 from models.classifier import HierarchicalClassifier
 from models.process_memory import return_large_frees
 from triage.errors import ArtifactError, NotFoundError
@@ -298,17 +302,22 @@ class Registry:
         self.root = Path(root)
 
     def versions(self) -> list[dict[str, Any]]:
-        """Manifests of every stored version, oldest first."""
+        """Manifests of every stored version, oldest first: by ``created_at`` (whole seconds),
+        then by when the manifest was written (kept by ``add``), then by id. An id alone does
+        not order versions made within one second: its tail is random."""
         if not self.root.is_dir():
             return []
         found = []
         for child in sorted(self.root.iterdir()):
             if child.is_dir() and (child / MANIFEST).is_file():
                 try:
-                    found.append(read_manifest(child))
-                except ArtifactError:
+                    manifest = read_manifest(child)
+                    written = (child / MANIFEST).stat().st_mtime_ns
+                except (ArtifactError, OSError):
                     continue
-        return found
+                found.append(((str(manifest.get("created_at", "")), written, child.name),
+                              manifest))
+        return [manifest for _, manifest in sorted(found, key=lambda pair: pair[0])]
 
     def listing(self) -> list[dict[str, Any]]:
         """Every stored version (oldest first) with ``score``: a level-1 macro-F1 and the set it
@@ -334,10 +343,11 @@ class Registry:
         return found
 
     def path(self, version: str) -> Path:
-        path = self.root / version
-        if not (path / MANIFEST).is_file() or "/" in version or version.startswith("."):
+        # a name no version can have (a path, a dot file, one too long for a file name) is
+        # refused before it reaches the file system
+        if not _VERSION.fullmatch(version) or not (self.root / version / MANIFEST).is_file():
             raise NotFoundError(f"no model version {version!r} in {self.root}")
-        return path
+        return self.root / version
 
     def add(self, directory: Path) -> str:
         """Copy a trained version directory in; returns its version id."""
@@ -390,8 +400,19 @@ class Registry:
         if version == self.active_version():
             raise ArtifactError(f"version {version} is active: activate another version before "
                                 "deleting it")
+        if self.in_use_by(version):
+            raise ArtifactError(f"version {version} is in use: a retraining started from it is "
+                                "running (its candidate keeps the version's encoder); delete it "
+                                "once the retraining has finished")
+        users = self.encoder_users(version)
+        if users:
+            names = ", ".join(users)
+            raise ArtifactError(f"version {version} holds the encoder of {names} (trained with "
+                                f"TRIAGE_ENCODER pointed into it), which cannot load without it: "
+                                f"delete {names} first")
         encoder = read_manifest(path).get("encoder") or {}
-        freed = _remove(path, self.root)
+        self.sweep(home)
+        freed = version_files.remove_tree(path, self.root, f"version {version}")
         weights = encoder.get("fingerprint")
         if home is not None and encoder.get("source") == "bundled" and weights and not any(
                 (m.get("encoder") or {}).get("fingerprint") == weights for m in self.versions()):
@@ -399,28 +420,59 @@ class Registry:
 
             export = export_dir(home, str(weights))
             if export.is_dir():
-                freed += _remove(export, export.parent)
+                freed += version_files.remove_tree(export, export.parent,
+                                                   f"the ONNX export of version {version}")
         return freed
+
+    def sweep(self, home: Path | None = None) -> int:
+        """Remove what deletions a crash (or a file that could not be removed) left set aside:
+        ``.deleting-*`` directories whose process has ended, in the registry and, with ``home``,
+        among the encoders' exports; returns the bytes freed. They are never listed, so nothing
+        else would ever free them."""
+        from models.onnx_export import export_dir
+
+        places = [self.root] + ([export_dir(home, "x").parent] if home is not None else [])
+        return sum(version_files.sweep(place) for place in places)
+
+    def encoder_users(self, version: str) -> list[str]:
+        """The other versions whose encoder is a directory inside ``version`` (trained with
+        ``TRIAGE_ENCODER`` pointed at its fine-tuned ``encoder/``): they need it to load."""
+        inside = self.path(version).resolve()
+        users = []
+        for m in self.versions():
+            source = str((m.get("encoder") or {}).get("source") or "")
+            if m["version"] == version or source in ("", "bundled", "e5-small"):
+                continue
+            if Path(source).expanduser().resolve().is_relative_to(inside):
+                users.append(str(m["version"]))
+        return users
+
+    def in_use(self, version: str) -> contextlib.AbstractContextManager[None]:
+        """While the block runs, ``version`` is in use by this process (a retraining reads its
+        files to the end): ``delete`` refuses it and ``prune`` keeps it, even once another
+        version is active; the mark of a killed process is disregarded."""
+        return version_files.in_use(self.root, version)
+
+    def in_use_by(self, version: str) -> list[int]:
+        """The running processes that use ``version`` (``in_use``)."""
+        return version_files.users(self.root, version)
 
     def prune(self, keep: int, home: Path | None = None) -> list[tuple[str, int]]:
         """Delete every version but the active one and the ``keep`` newest others (and, with
-        ``home``, their encoders' exports, as ``delete``); returns the deleted versions (oldest
+        ``home``, their encoders' exports, as ``delete``); one a running retraining uses, or
+        whose encoder a kept version uses, is kept too. Returns the deleted versions (oldest
         first) and the bytes each freed."""
         if keep < 0:
             raise ArtifactError(f"keep must be 0 or more, not {keep}")
         active = self.active_version()
         others = [str(m["version"]) for m in self.versions() if m["version"] != active]
         doomed = others[: max(0, len(others) - keep)]
-        return [(version, self.delete(version, home)) for version in doomed]
+        deleted = []
+        for version in reversed(doomed):  # newest first: a version's users are newer than it
+            if not self.in_use_by(version) and not self.encoder_users(version):
+                deleted.append((version, self.delete(version, home)))
+        return deleted[::-1]
 
-
-def _remove(path: Path, parent: Path) -> int:
-    """Delete a directory tree after moving it aside in one rename; returns the bytes freed."""
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    staging = Path(tempfile.mkdtemp(prefix=".deleting-", dir=parent))
-    os.replace(path, staging / "v")
-    shutil.rmtree(staging)
-    return size
 
 
 def holdout_score(manifest: dict[str, Any]) -> dict[str, Any] | None:

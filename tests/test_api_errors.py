@@ -127,6 +127,16 @@ def test_an_unknown_model_version_is_named_without_a_server_path(client: TestCli
     assert "'nope'" in detail and "/" not in detail.replace("GET /v1/models", "")
 
 
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/v1/models/{v}"),
+                                              ("POST", "/v1/models/{v}/activate")])
+def test_a_version_name_too_long_for_a_file_is_not_found(client: TestClient, method: str,
+                                                        path: str) -> None:
+    """No version has such a name (at most 128 characters): 404, not the file system's error."""
+    response = client.request(method, path.format(v="v" * 300))
+    assert response.status_code == 404
+    assert "GET /v1/models lists the versions" in response.json()["detail"]
+
+
 # --- what the staff pages show --------------------------------------------------------------------
 
 @pytest.mark.parametrize(("value", "threshold", "shown"), [

@@ -448,3 +448,98 @@ def test_deleting_a_fine_tuned_version_frees_its_encoder_export_once_no_version_
         assert not [p for p in (home / "models").iterdir() if p.name.startswith(".deleting")]
     finally:
         get_settings.cache_clear()
+
+
+def test_a_version_that_cannot_be_moved_aside_is_kept_and_leaves_nothing_behind(
+    registry: Registry, version_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read-only version directory cannot be renamed: a domain error (one line on the command
+    line, 409 over HTTP, not a 500), the version listed as before and no staging directory."""
+    import os
+
+    registry.add(version_dir)
+    rename = os.replace
+
+    def refused(source, target):
+        if Path(source).name == TINY_VERSION:
+            raise PermissionError(13, "Permission denied", str(source))
+        return rename(source, target)
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(ArtifactError, match=r"cannot be deleted \(permission denied\)"):
+        registry.delete(TINY_VERSION)
+    assert TINY_VERSION in [m["version"] for m in registry.versions()]
+    assert not list(registry.root.glob(".deleting-*"))
+
+
+def test_what_an_interrupted_deletion_set_aside_is_freed_by_the_next_prune(
+    registry: Registry, version_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deletion killed after its rename leaves the version's files set aside (never listed):
+    the next prune frees them and says so."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from triage.settings import get_settings
+
+    registry.add(version_dir)
+    killed = ("import os, shutil, sys; from pathlib import Path; "
+              "from models.artifacts import Registry; "
+              "shutil.rmtree = lambda *a, **k: os._exit(9); "
+              "Registry(Path(sys.argv[1])).delete(sys.argv[2])")
+    done = subprocess.run([sys.executable, "-c", killed, str(registry.root), TINY_VERSION],
+                          cwd=PROJECT_ROOT, check=False)
+    assert done.returncode == 9
+    left = list(registry.root.glob(".deleting-*"))
+    assert len(left) == 1 and (left[0] / "v" / "model.pkl").is_file()
+    assert TINY_VERSION not in [m["version"] for m in registry.versions()]
+    monkeypatch.setenv("TRIAGE_HOME", str(registry.root.parent))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["models", "prune"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "removed what interrupted deletions left" in result.stdout
+    assert not list(registry.root.glob(".deleting-*"))
+
+
+def test_a_version_whose_encoder_another_version_uses_is_not_deleted(
+    registry: Registry, version_dir: Path,
+) -> None:
+    """A version trained with TRIAGE_ENCODER pointed at another version's fine-tuned encoder
+    needs that directory to load: the other version is refused by delete and kept by prune
+    while it is there."""
+    for name in ("v-a", "v-b"):
+        shutil.copytree(version_dir, registry.root / name)
+        edit_manifest(registry.root / name, version=name)
+    (registry.root / "v-a" / "encoder").mkdir()
+    (registry.root / "v-a" / "encoder" / "config.json").write_text("{}", encoding="utf-8")
+    edit_manifest(registry.root / "v-b", encoder={
+        "source": str(registry.root / "v-a" / "encoder"), "fingerprint": "f" * 64})
+    with pytest.raises(ArtifactError, match="holds the encoder of v-b"):
+        registry.delete("v-a")
+    assert registry.prune(1) == []  # v-b, the newest, is kept: so is v-a
+    assert {"v-a", "v-b"} <= {m["version"] for m in registry.versions()}
+    assert [v for v, _ in registry.prune(0)] == ["v-a", "v-b"]
+    assert [m["version"] for m in registry.versions()] == [registry.active_version()]
+
+
+def test_prune_keeps_the_version_made_last_even_within_one_second(
+    registry: Registry, version_dir: Path,
+) -> None:
+    """Version ids end in random hex: two made in the same second sort by chance. The newest
+    is the one written last (as `triage models add` keeps it), whatever its id."""
+    import os
+
+    for name, written in (("v-b", 1_000), ("v-a", 2_000)):  # v-a made after v-b
+        shutil.copytree(version_dir, registry.root / name)
+        edit_manifest(registry.root / name, version=name, created_at="2026-12-07T01:02:03+00:00")
+        os.utime(registry.root / name / "manifest.json", ns=(written, written))
+    assert [m["version"] for m in registry.versions() if m["version"].startswith("v-")] == \
+        ["v-b", "v-a"]
+    assert [v for v, _ in registry.prune(1)] == ["v-b"]
+    assert {m["version"] for m in registry.versions()} == {registry.active_version(), "v-a"}

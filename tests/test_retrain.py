@@ -77,3 +77,40 @@ def test_unknown_job_and_version(client: TestClient) -> None:
     assert client.get("/v1/jobs/nope").status_code == 404
     response = client.post("/v1/models/nope/activate")
     assert response.status_code == 404 and "nope" in response.json()["detail"]
+
+
+def test_the_version_a_running_retrain_started_from_cannot_be_deleted(
+    client: TestClient, monkeypatch,
+) -> None:
+    """A rollback while a retraining runs makes its parent inactive, but the retraining still
+    reads it (an accurate parent's fine-tuned encoder is copied into the candidate when it is
+    written): until the job ends the parent is refused by delete and kept by prune."""
+    import training.retrain as retraining
+    from models.artifacts import Registry
+    from triage.errors import ArtifactError
+
+    first = client.get("/healthz").json()["model_version"]
+    job = _wait(client, client.post("/v1/models/retrain").json()["id"])
+    assert job["status"] == "done", job
+    other = job["result"]["candidate"]
+    assert client.post(f"/v1/models/{first}/activate").status_code == 200
+    seen: dict[str, object] = {}
+    train = retraining._train_candidate
+
+    def rollback_and_delete(current, registry: Registry, *args, **kwargs):
+        registry.activate(other)  # an administrator rolls over while the job runs
+        try:
+            registry.delete(current.version)
+            seen["delete"] = "deleted"
+        except ArtifactError as exc:
+            seen["delete"] = exc.message
+        seen["pruned"] = [v for v, _ in registry.prune(0)]
+        return train(current, registry, *args, **kwargs)
+
+    monkeypatch.setattr(retraining, "_train_candidate", rollback_and_delete)
+    job = _wait(client, client.post("/v1/models/retrain").json()["id"])
+    assert job["status"] == "done", job
+    assert "a retraining started from it is running" in str(seen["delete"])
+    assert seen["pruned"] == []
+    # the job is over: the parent is an ordinary inactive version again
+    assert client.delete(f"/v1/models/{first}").status_code == 200

@@ -174,6 +174,15 @@ def retrain(*, session: Session, settings: Settings, progress: Progress = lambda
     current = registry.load_active()
     if current is None:
         raise ModelNotReadyError("no active model to retrain from: train and activate one first")
+    # the parent's files are read to the end (its fine-tuned encoder is copied into the
+    # candidate): a rollback meanwhile must not make it deletable
+    with registry.in_use(current.version):
+        return _retrain(registry, current, session=session, settings=settings,
+                        progress=progress, tolerance=tolerance, start=start)
+
+
+def _retrain(registry: Registry, current: LoadedModel, *, session: Session, settings: Settings,
+             progress: Progress, tolerance: float | None, start: float) -> RetrainReport:
     base = read_base_data(current.path)
     frozen = evaluation_set(settings, current, base)
     fixed_texts, fixed_labels, conflicts = corrections_data(session)
