@@ -114,3 +114,31 @@ def test_the_version_a_running_retrain_started_from_cannot_be_deleted(
     assert seen["pruned"] == []
     # the job is over: the parent is an ordinary inactive version again
     assert client.delete(f"/v1/models/{first}").status_code == 200
+
+
+def test_a_rollback_while_a_retrain_runs_is_not_overridden_by_its_candidate(
+    client: TestClient, monkeypatch,
+) -> None:
+    """An administrator who activates another version while a retraining runs has the last word:
+    the candidate passes the gate but is kept, not activated, and the report says why."""
+    import training.retrain as retraining
+    from models.artifacts import Registry
+
+    first = client.get("/healthz").json()["model_version"]
+    job = _wait(client, client.post("/v1/models/retrain").json()["id"])
+    assert job["status"] == "done" and job["result"]["promoted"], job
+    second = job["result"]["candidate"]
+    train = retraining._train_candidate
+
+    def rollback_meanwhile(current, registry: Registry, *args, **kwargs):
+        registry.activate(first)  # the rollback, from another request, while the job trains
+        return train(current, registry, *args, **kwargs)
+
+    monkeypatch.setattr(retraining, "_train_candidate", rollback_meanwhile)
+    job = _wait(client, client.post("/v1/models/retrain").json()["id"])
+    assert job["status"] == "done", job
+    result = job["result"]
+    assert result["previous"] == second and not result["promoted"]
+    assert f"{first} was activated while this retraining ran" in result["reason"]
+    assert client.get("/v1/models").json()["active"] == first
+    assert client.get("/healthz").json()["model_version"] == first

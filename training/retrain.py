@@ -200,6 +200,12 @@ def _retrain(registry: Registry, current: LoadedModel, *, session: Session, sett
                                             settings, progress)
     promoted, reason = _gate(scores, baseline, frozen,
                              settings.retrain_tolerance if tolerance is None else tolerance)
+    now_active = registry.active_version()
+    if promoted and now_active != current.version:
+        # a person activated another version (a rollback) while this ran: theirs stands
+        promoted, reason = False, (
+            f"{reason}; but {now_active} was activated while this retraining ran, so the "
+            f"candidate is kept, not activated (activate it by hand to serve it)")
     if promoted:
         registry.activate(candidate.version)
     report = RetrainReport(
