@@ -90,6 +90,25 @@ def test_a_body_is_placed_by_the_address_an_appeal_gives() -> None:
     assert place_unit("教育局", "学校乱收费") == "市教育局"
 
 
+def test_a_local_body_takes_the_local_unit_the_appeal_names_whatever_its_kind() -> None:
+    """A town government for an appeal from a township is that township's government."""
+    assert place_unit("镇人民政府", "L3县火场乡低保评选问题咨询") == "L3县火场乡人民政府"
+    assert place_unit("街道办事处", "我是A7县黄星镇蓝田新村村民") == "A7县黄星镇人民政府"
+    assert place_unit("乡人民政府", "B2区龙泉街道龙泉村鑫盛路请求安装路灯") == "B2区龙泉街道办事处"
+
+
+@pytest.mark.parametrize("body", ["街道办事处", "镇人民政府", "乡人民政府", "村委会", "社区"])
+@pytest.mark.parametrize("appeal", ["A3区潇楚南路洋湖段怎么还没修好", "路灯坏了很久没人修"])
+def test_a_local_body_the_appeal_gives_no_place_for_is_a_placeholder_not_a_name(
+        body: str, appeal: str) -> None:
+    """No office is called A3区镇人民政府 or 街道办事处: with no street, town or township in the
+    appeal, the answer is the generic 属地 form, which the dispatcher sends to a person."""
+    unit = place_unit(body, appeal)
+    assert unit.startswith("属地"), unit
+    assert reply_kind(unit) == "街道乡镇"
+    assert kind_unit("街道乡镇", appeal).startswith("属地")
+
+
 def test_a_placed_unit_moves_to_the_place_of_the_appeal() -> None:
     assert relocate("A7县教育局", "A5区某小学乱收费") == "A5区教育局"
     assert relocate("市运管处", "C市35路公交车发车太少") == "C市运管处"

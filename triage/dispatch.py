@@ -18,12 +18,10 @@ from triage.address import Address, Gazetteer, extract_address
 from triage.routing import ResponsibilityList
 from triage.taxonomy import Taxonomy
 from triage.text import below
-from triage.units import unit_key
+from triage.units import PLACEHOLDER, unit_key
 
 # A unit name that starts with a district or county: 东城区城管局, A3区住建局, K11县教育局.
 _UNIT_DISTRICT = re.compile(r"^((?:[A-Z]\d{1,2}|[\u4e00-\u9fff]{1,4}?)(?:区|县))")
-# A unit a placeholder filled without an address (属地区城管局, 属地街道办事处): no unit is named so.
-PLACEHOLDER = "属地"
 # A history unit this likely is confident enough to overrule the responsibility list's check.
 HISTORY_CONFIDENT = 0.6
 # A history dispatch goes out without review when the router is this sure of the lead's kind of

@@ -28,7 +28,7 @@ from triage.unit_mentions import (
 )
 
 __all__ = [
-    "keep_kind", "kind_unit", "local_body", "place_of", "place_unit", "relocate", "same_unit",
+    "PLACEHOLDER", "keep_kind", "kind_unit", "local_body", "place_of", "place_unit", "relocate", "same_unit",
     "standard_unit", "unit_key", "unit_place",
 ]
 
@@ -37,6 +37,10 @@ _BODY_KIND = {body: kind for kind, body in LOCAL_BODY.items()}
 # Place words a name's reading can leave before its unit (北山区: 山区 reads as a word; A7 of A7县).
 _PLACE_WORDS = re.compile(r"(?:[A-Z]\d{0,2} ?[省市区县州]|[\u4e00-\u9fff]{2,3}[区县])+")
 _STREET_WORD = {"street": "街道", "town": "镇", "township": "乡"}
+_LOCAL_KINDS = ("street", "town", "township")
+# The generic local unit of a place the appeal does not name (属地街道办事处): no unit is named
+# so, and the dispatcher sends it to a person (as the responsibility list's placeholders).
+PLACEHOLDER = "属地"
 
 
 def _whole(name: str) -> UnitMention | None:
@@ -165,12 +169,26 @@ def place_unit(body: str, text: str) -> str:
     named = [u for u in find_units(text) if u.kind == kind and u.name != u.body]
     if named:
         return county + named[0].name.removeprefix(named[0].place)
-    if kind in {"street", "town", "township"}:
-        return county + (bare_local(text, kind) or body)
     if kind == "police":
         return (county or place_of(text) or "市") + "公安局"
-    up = "town" if kind == "village" and "镇" in text else "street"
-    return county + (bare_local(text, up) or LOCAL_BODY[up])
+    if kind not in _LOCAL_KINDS:  # a community or village of no name: its street or town
+        kind = "town" if kind == "village" and "镇" in text else "street"
+    local = _local_unit(text, kind)
+    # no office is called A3区镇人民政府: with no local unit named, a person names it (属地...)
+    return county + local if local else PLACEHOLDER + LOCAL_BODY[kind]
+
+
+def _local_unit(text: str, kind: str) -> str:
+    """The street, town or township unit an appeal names, of ``kind`` if it names one, else of
+    another of those kinds (a 镇人民政府 of an appeal from 火场乡 is 火场乡人民政府), else ``""``."""
+    for each in (kind, *(k for k in _LOCAL_KINDS if k != kind)):
+        named = [u for u in find_units(text) if u.kind == each and u.name != u.body]
+        if named:
+            return named[0].name.removeprefix(named[0].place)
+        local = bare_local(text, each)
+        if local:
+            return local
+    return ""
 
 
 _NAME_PLACE = re.compile(r"(?:([A-Z])(?:\d{1,2}[区县]|市)|市)(?![\u4e00-\u9fff]{0,3}[区县])")
