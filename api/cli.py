@@ -24,6 +24,7 @@ from training.jobs import finetune_budget, read_labelled, train_version
 from training.routing import build_dispatcher, read_history
 from training.sentiment import train_sentiment_version
 from triage.errors import ArtifactError, InputFileError, TriageError
+from triage.interrupts import interrupt
 from triage.outputs import check_output_dir, check_output_file, writing
 from triage.predicting import predict_records
 from triage.settings import Settings, get_settings
@@ -88,7 +89,7 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda _number, _frame: signal.raise_signal(signal.SIGINT))
+    signal.signal(signal.SIGTERM, lambda _number, _frame: interrupt())
     try:
         yield
     finally:

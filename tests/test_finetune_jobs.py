@@ -4,6 +4,7 @@ for one step, and the checkpoint left behind (tiny BERT, through the CLI)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -112,11 +113,27 @@ def test_a_fine_tuning_the_budget_stopped_keeps_its_checkpoint(
     assert len(checkpoints()) == 1  # the next run continues from step 2
 
 
+@pytest.fixture(params=["terminal", "ignored"])
+def sigint(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Ctrl-C as a terminal gives it (KeyboardInterrupt), or ignored, as in a job a script
+    starts with ``&``; put back afterwards whatever happens."""
+    import signal
+
+    handler = signal.default_int_handler if request.param == "terminal" else signal.SIG_IGN
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_sigterm_stops_training_as_ctrl_c_does(
-        tiny_encoder_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tiny_encoder_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        sigint: object) -> None:
     """A scheduler stopping a nightly training (SIGTERM) keeps the steps done and leaves no
     scratch behind; before, the process died at once: no checkpoint of the last steps, and its
-    scratch directory stayed in TRIAGE_HOME/tmp."""
+    scratch directory stayed in TRIAGE_HOME/tmp. Also when the process ignores Ctrl-C, as a job
+    a script starts with ``&`` does: there SIGTERM, passed on as SIGINT, once did nothing."""
     import os
     import signal
 
@@ -136,3 +153,4 @@ def test_sigterm_stops_training_as_ctrl_c_does(
     scratch = get_settings().home / "tmp"
     assert not scratch.exists() or not any(scratch.iterdir())
     assert signal.getsignal(signal.SIGTERM) is before  # the command put the handler back
+    assert signal.getsignal(signal.SIGINT) is sigint

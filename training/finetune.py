@@ -36,10 +36,11 @@ from models.artifacts import data_hash
 from models.e5_rebuild import STAMP, tensor_digest, write_sentence_transformers_config
 from models.encoder import head_tail
 from models.encoder_files import fingerprint, query_prefix
-from training.finetune_checkpoint import resume, save_checkpoint, uninterrupted
+from training.finetune_checkpoint import resume, save_checkpoint
 from training.finetune_run import Job, Progress, Run
 from training.finetune_schedule import Plan, micro_batches, tensors
 from triage.errors import ArtifactError, LabelError
+from triage.interrupts import uninterrupted
 
 SCALE = 20.0
 HEAD_FILE = "classifier_head.pt"

@@ -5,7 +5,7 @@ schedule, the position in the (seeded, length-bucketed) batch stream and a hash 
 settings, so an interrupted or budget-stopped job continues where it stopped; a checkpoint of
 other data or settings is ignored, saying why. A checkpoint only serves to resume an unfinished
 job: whoever stores the job's output removes it then (``remove_checkpoint``). A step's weight
-update holds Ctrl-C back until it is complete (``uninterrupted``), so a checkpoint saved on an
+update holds Ctrl-C back until it is complete (``triage.interrupts.uninterrupted``), so a checkpoint saved on an
 interrupt is never a half-applied step.
 """
 
@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -84,27 +81,6 @@ def remove_checkpoint(checkpoint_dir: Path) -> None:
         (checkpoint_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty, or already gone: leave it
         checkpoint_dir.rmdir()
-
-
-@contextlib.contextmanager
-def uninterrupted() -> Iterator[None]:
-    """Hold Ctrl-C back until the block ends, then deliver it.
-
-    The weights, the optimiser, the schedule and the step count change together or not at all,
-    so the checkpoint an interrupt saves is never a half-applied step.
-    """
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # only the main thread receives signals; None: a handler Python cannot restore
-        return
-    pressed: list[int] = []
-    signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed:
-        signal.raise_signal(signal.SIGINT)  # to the handler that was there: KeyboardInterrupt
 
 
 def _difference(saved: dict, current: dict) -> str:
