@@ -35,7 +35,7 @@ from triage.intake import get_ticket
 from triage.predicting import classify_text, dispatcher_of
 from triage.routing import GENERIC
 from triage.settings import Settings
-from triage.units import local_body, same_unit, unit_place
+from triage.units import LOCAL_GOVERNMENTS, local_body, names_local_place, same_unit, unit_place
 
 # what the classifier says when unsure (models.classifier), and what routing says when no unit
 # is left (triage.dispatch)
@@ -122,11 +122,20 @@ def names_holder(holder: str, unit: str) -> bool:
     district (文昌街道办事处 = 西城区文昌街道办事处, not 东城区文昌街道办事处); and, for a placeholder
     holder the address left unfilled (属地区城管局, 属地街道办事处), a concrete unit of its kind in
     any district (东城区城管局), or in any street: no unit is called 属地..., the unit the ticket
-    reached in fact returns it.
+    reached in fact returns it. A local government placeholder (属地街道办事处, 属地镇人民政府,
+    属地乡人民政府) is held by the street, town or township government of any of the three kinds
+    that names its place, with or without its district (黄星镇人民政府, 火场乡人民政府), never by
+    a name no office has (A3区镇人民政府, A3区街道办事处).
     """
     if same_unit(holder, unit):
         return True
-    if local_body(holder) != local_body(unit) or unit.startswith(PLACEHOLDER):
+    if unit.startswith(PLACEHOLDER):
+        return False
+    if holder.startswith(PLACEHOLDER) and local_body(holder) in LOCAL_GOVERNMENTS:
+        # 属地镇人民政府: the street, town or township government the ticket reached, by its own
+        # name (黄星镇人民政府, A3区洋湖街道办事处, 火场乡人民政府); A3区镇人民政府 names none
+        return local_body(unit) in LOCAL_GOVERNMENTS and names_local_place(unit)
+    if local_body(holder) != local_body(unit):
         return False
     (district, street), (own_district, own_street) = unit_place(unit), unit_place(holder)
     if holder.startswith(PLACEHOLDER):

@@ -28,7 +28,8 @@ from triage.unit_mentions import (
 )
 
 __all__ = [
-    "PLACEHOLDER", "keep_kind", "kind_unit", "local_body", "place_of", "place_unit", "relocate", "same_unit",
+    "LOCAL_GOVERNMENTS", "PLACEHOLDER", "keep_kind", "kind_unit", "local_body", "names_local_place",
+    "place_of", "place_unit", "relocate", "same_unit",
     "standard_unit", "unit_key", "unit_place",
 ]
 
@@ -38,6 +39,8 @@ _BODY_KIND = {body: kind for kind, body in LOCAL_BODY.items()}
 _PLACE_WORDS = re.compile(r"(?:[A-Z]\d{0,2} ?[省市区县州]|[\u4e00-\u9fff]{2,3}[区县])+")
 _STREET_WORD = {"street": "街道", "town": "镇", "township": "乡"}
 _LOCAL_KINDS = ("street", "town", "township")
+# The local governments (street office, town, township) a 街道乡镇 unit is.
+LOCAL_GOVERNMENTS = tuple(LOCAL_BODY[kind] for kind in _LOCAL_KINDS)
 # The generic local unit of a place the appeal does not name (属地街道办事处): no unit is named
 # so, and the dispatcher sends it to a person (as the responsibility list's placeholders).
 PLACEHOLDER = "属地"
@@ -167,7 +170,7 @@ def place_unit(body: str, text: str) -> str:
         return (place_of(text) or "市") + body
     county = county_of(text)
     named = [u for u in find_units(text) if u.kind == kind and u.name != u.body]
-    if named:
+    if named and kind not in _LOCAL_KINDS:
         return county + named[0].name.removeprefix(named[0].place)
     if kind == "police":
         return (county or place_of(text) or "市") + "公安局"
@@ -182,13 +185,21 @@ def _local_unit(text: str, kind: str) -> str:
     """The street, town or township unit an appeal names, of ``kind`` if it names one, else of
     another of those kinds (a 镇人民政府 of an appeal from 火场乡 is 火场乡人民政府), else ``""``."""
     for each in (kind, *(k for k in _LOCAL_KINDS if k != kind)):
-        named = [u for u in find_units(text) if u.kind == each and u.name != u.body]
-        if named:
-            return named[0].name.removeprefix(named[0].place)
-        local = bare_local(text, each)
-        if local:
-            return local
+        named = [u.name.removeprefix(u.place) for u in find_units(text) if u.kind == each]
+        for local in (*named, bare_local(text, each)):
+            if local and names_local_place(local):
+                return local
     return ""
+
+
+def names_local_place(unit: str) -> bool:
+    """Whether a street office, town or township government's name names its place: 洋湖街道办事处
+    and A7县黄星镇人民政府 do; A3区街道办事处 (from A3区街道两旁摆摊: 街道 is the street, the
+    word), 东城区街道办事处, 镇人民政府 and 某某街道办事处 name none, and no office is called so."""
+    unit = unit_key(unit)  # 黄星镇政府 is 黄星镇人民政府, A3区街道办 A3区街道办事处
+    body = next((b for b in LOCAL_GOVERNMENTS if unit.endswith(b)), "")
+    core = re.sub(f"^(?:{PLACE_CODE})+", "", unit.removesuffix(body)) if body else ""
+    return bool(core.strip("某")) and not _PLACE_WORDS.fullmatch(core)
 
 
 _NAME_PLACE = re.compile(r"(?:([A-Z])(?:\d{1,2}[区县]|市)|市)(?![\u4e00-\u9fff]{0,3}[区县])")
