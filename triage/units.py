@@ -184,8 +184,9 @@ def place_unit(body: str, text: str) -> str:
 def _local_unit(text: str, kind: str) -> str:
     """The street, town or township unit an appeal names, of ``kind`` if it names one, else of
     another of those kinds (a 镇人民政府 of an appeal from 火场乡 is 火场乡人民政府), else ``""``."""
+    found = find_units(text)
     for each in (kind, *(k for k in _LOCAL_KINDS if k != kind)):
-        named = [u.name.removeprefix(u.place) for u in find_units(text) if u.kind == each]
+        named = [u.name.removeprefix(u.place) for u in found if u.kind == each]
         for local in (*named, bare_local(text, each)):
             if local and names_local_place(local):
                 return local
