@@ -186,3 +186,17 @@ def tiny_encoder_env(tmp_path: Path, tiny_encoder: Path, monkeypatch: pytest.Mon
     get_settings.cache_clear()
     yield encoder
     get_settings.cache_clear()
+
+
+@pytest.fixture(params=["terminal", "ignored"])
+def sigint(request: pytest.FixtureRequest) -> Iterator[object]:
+    """Ctrl-C as a terminal gives it (KeyboardInterrupt), or ignored, as in a job a script
+    starts with ``&``; put back afterwards whatever happens."""
+    import signal
+
+    handler = signal.default_int_handler if request.param == "terminal" else signal.SIG_IGN
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -4,7 +4,6 @@ for one step, and the checkpoint left behind (tiny BERT, through the CLI)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,20 +110,6 @@ def test_a_fine_tuning_the_budget_stopped_keeps_its_checkpoint(
     tuned = manifest(tmp_path / "v")["metrics"]["finetune"]
     assert (tuned["steps"], tuned["stopped_by_budget"]) == (2, True)
     assert len(checkpoints()) == 1  # the next run continues from step 2
-
-
-@pytest.fixture(params=["terminal", "ignored"])
-def sigint(request: pytest.FixtureRequest) -> Iterator[object]:
-    """Ctrl-C as a terminal gives it (KeyboardInterrupt), or ignored, as in a job a script
-    starts with ``&``; put back afterwards whatever happens."""
-    import signal
-
-    handler = signal.default_int_handler if request.param == "terminal" else signal.SIG_IGN
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield handler
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def test_sigterm_stops_training_as_ctrl_c_does(
